@@ -1,0 +1,157 @@
+/* xl: command dispatch and what every subcommand shares. */
+#include "config.h"
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "xl.h"
+
+static const struct xl_command commands[] = {
+    { "create", xl_cmd_create, "Create a domain from a config file",
+      "[options] <ConfigFile> [key=value ...]",
+      "  -p             leave the domain paused after it is created\n"
+      "  -c             attach to the domain's console after creation\n"
+      "  -q             quiet: print no progress messages\n"
+      "  -f FILE        use FILE as the config file\n"
+      "  -n             dry run: parse and check the config, print it, create nothing\n"
+      "  key=value      extra config lines, applied after the file\n" },
+    { "list", xl_cmd_list, "List information about all or some domains",
+      "[options] [Domain ...]",
+      "  -l, --long     print the domains' full records as JSON\n" },
+    { "destroy", xl_cmd_destroy, "Terminate a domain immediately", "<Domain>", "" },
+    { "pause", xl_cmd_pause, "Pause execution of a domain", "<Domain>", "" },
+    { "unpause", xl_cmd_unpause, "Unpause a paused domain", "<Domain>", "" },
+    { "console", xl_cmd_console, "Attach to a domain's console",
+      "[options] <Domain>",
+      "  -t TYPE        console type; only 'serial' exists\n"
+      "Detach with Ctrl-].\n" },
+    { "info", xl_cmd_info, "Get information about the host", "", "" },
+    { "help", xl_cmd_help, "Print this help", "[command]", "" },
+};
+#define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+const struct xl_command *xl_find_command(const char *name)
+{
+    for (size_t i = 0; i < NR_COMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+int xl_usage(const struct xl_command *cmd, bool error)
+{
+    FILE *f = error ? stderr : stdout;
+    fprintf(f, "Usage: xl [-v] %s %s\n\n%s.\n", cmd->name, cmd->usage, cmd->summary);
+    if (cmd->help[0])
+        fprintf(f, "\nOptions:\n%s", cmd->help);
+    return error ? XL_USAGE : XL_OK;
+}
+
+static void print_general_help(FILE *f)
+{
+    fprintf(f, "Usage: xl [-v] [-h] <subcommand> [args]\n\n"
+               "Tandem %s: live migration and high availability for virtual machines on KVM.\n\n"
+               "xl full list of subcommands:\n\n", PACKAGE_VERSION);
+    for (size_t i = 0; i < NR_COMMANDS; i++)
+        fprintf(f, " %-20s%s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nEach subcommand takes --help. The state directory is $TANDEM_STATE_DIR "
+               "(default /var/lib/tandem).\n");
+}
+
+int xl_cmd_help(struct xl_ctx *ctx, int argc, char **argv)
+{
+    if (argc > 1) {
+        const struct xl_command *c = xl_find_command(argv[1]);
+        if (!c) {
+            tlog_error(&ctx->log, "unknown command '%s'", argv[1]);
+            return XL_USAGE;
+        }
+        return xl_usage(c, false);
+    }
+    print_general_help(stdout);
+    return XL_OK;
+}
+
+int xl_help_only(struct xl_ctx *ctx, int argc, char **argv, int min_args, int max_args)
+{
+    const struct xl_command *cmd = xl_find_command(ctx->command);
+    static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
+    int opt;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return xl_usage(cmd, false);
+        return xl_usage(cmd, true);
+    }
+    int n = argc - optind;
+    if (n < min_args || n > max_args)
+        return xl_usage(cmd, true);
+    return -1;
+}
+
+static void xl_log_fn(void *opaque, enum tlog_level level, const char *msg)
+{
+    struct xl_ctx *ctx = opaque;
+    const char *kind = level >= TLOG_ERROR ? "" : level == TLOG_WARN ? "warning: " : "";
+    fprintf(stderr, "xl: %s: %s%s\n", ctx->command, kind, msg);
+}
+
+int xl_open_host(struct xl_ctx *ctx)
+{
+    return host_paths_init(&ctx->paths, getenv("TANDEM_STATE_DIR"), &ctx->log);
+}
+
+int xl_find_domain(struct xl_ctx *ctx, const char *which, struct registry_entry *e)
+{
+    int rc = registry_find(&ctx->paths, which, e, &ctx->log);
+    if (rc == -ENOENT)
+        tlog_error(&ctx->log, "domain '%s' does not exist", which);
+    return rc;
+}
+
+bool xl_wait_gone(const struct registry_entry *e, int timeout_ms)
+{
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+        if (!registry_entry_alive(e))
+            return true;
+        nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
+    }
+    return false;
+}
+
+int main(int argc, char **argv)
+{
+    struct xl_ctx ctx = { .command = "xl" };
+    ctx.log = (struct tlog){ .fn = xl_log_fn, .opaque = &ctx, .min_level = TLOG_WARN };
+    int i = 1;
+
+    signal(SIGPIPE, SIG_IGN);
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-v") == 0) {
+            ctx.verbose++;
+            ctx.log.min_level = TLOG_INFO;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            print_general_help(stdout);
+            return XL_OK;
+        } else {
+            fprintf(stderr, "xl: unknown option '%s'\n", argv[i]);
+            print_general_help(stderr);
+            return XL_USAGE;
+        }
+    }
+    if (i >= argc) {
+        print_general_help(stderr);
+        return XL_USAGE;
+    }
+    const struct xl_command *cmd = xl_find_command(argv[i]);
+    if (!cmd) {
+        fprintf(stderr, "xl: unknown command '%s'\n", argv[i]);
+        print_general_help(stderr);
+        return XL_USAGE;
+    }
+    ctx.command = cmd->name;
+    return cmd->run(&ctx, argc - i, argv + i);
+}

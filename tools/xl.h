@@ -1,0 +1,52 @@
+/* xl: Tandem's toolstack command, following Xen's xl(1). */
+#ifndef TANDEM_XL_H
+#define TANDEM_XL_H
+
+#include <stdbool.h>
+#include "tandem/xen.h"
+
+/* Exit status, as every Tandem program uses it. */
+enum { XL_OK = 0, XL_FAILED = 1, XL_USAGE = 2 };
+
+struct xl_ctx {
+    const char *command;       /* the subcommand, for "xl: <command>: ..." */
+    struct host_paths paths;
+    struct tlog log;           /* prints "xl: <command>: <msg>" on stderr */
+    int verbose;
+};
+
+struct xl_command {
+    const char *name;
+    int (*run)(struct xl_ctx *ctx, int argc, char **argv);
+    const char *summary;
+    const char *usage;         /* after "Usage: xl <name> " */
+    const char *help;          /* options, one per line */
+};
+
+/* Prints the command's usage; to stdout for --help, stderr on misuse.
+ * Returns the exit status to use. */
+int xl_usage(const struct xl_command *cmd, bool error);
+const struct xl_command *xl_find_command(const char *name);
+/* Handles -h/--help for commands that take no other options: returns -1
+ * to continue, else the exit status. */
+int xl_help_only(struct xl_ctx *ctx, int argc, char **argv, int min_args, int max_args);
+/* Prepares the state directory; logs and returns -errno on failure. */
+int xl_open_host(struct xl_ctx *ctx);
+/* Looks a domain up by name or ID; logs "domain X does not exist". */
+int xl_find_domain(struct xl_ctx *ctx, const char *which, struct registry_entry *e);
+/* Waits up to timeout_ms for the domain's process to be gone. */
+bool xl_wait_gone(const struct registry_entry *e, int timeout_ms);
+
+int xl_cmd_create(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_list(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_info(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_destroy(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_pause(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_unpause(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_console(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_help(struct xl_ctx *ctx, int argc, char **argv);
+
+/* Attaches the terminal to a domain's console until Ctrl-] or its end. */
+int xl_console_attach(struct xl_ctx *ctx, unsigned domid);
+
+#endif

@@ -1,0 +1,75 @@
+/* A running domain inside its domain process: the KVM VM, its memory, its
+ * vCPU threads and its devices.  Internal to xen/. */
+#ifndef TANDEM_DOMAIN_H
+#define TANDEM_DOMAIN_H
+
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include "guest_memory.h"
+#include "uart.h"
+#include "tandem/xen.h"
+
+/* Guest port the test guest (and any Tandem-aware guest) writes to end
+ * itself: 0 = power off, 1 = reboot, 2 = crash. */
+#define DOMAIN_SHUTDOWN_PORT 0x501
+
+enum domain_end {
+    DOMAIN_END_NONE,
+    DOMAIN_END_POWEROFF,
+    DOMAIN_END_REBOOT,
+    DOMAIN_END_CRASH,
+};
+
+struct domain;
+
+struct vcpu {
+    struct domain *d;
+    unsigned id;
+    int fd;
+    struct kvm_run *run;
+    size_t run_size;
+    pthread_t thread;
+    bool thread_started;
+    bool parked;
+    bool mmio_warned;
+};
+
+struct domain {
+    struct domain_config cfg;
+    const struct tlog *log;
+    int kvm_fd, vm_fd;
+    struct guest_memory mem;
+    unsigned nr_vcpus;
+    struct vcpu *vcpus;
+    struct uart uart;
+    unsigned tsc_khz;
+
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned pause_count;      /* vCPUs run only while it is 0 */
+    bool stopping;             /* threads exit */
+    enum domain_end end;       /* set once, by the first vCPU that ends it */
+    char end_reason[256];
+
+    /* Called from a vCPU thread, without locks held, when the guest ends
+     * itself; and for every console byte (with the UART lock held). */
+    void (*on_end)(void *opaque, enum domain_end end, const char *reason);
+    void (*on_console)(void *opaque, uint8_t byte);
+    void *opaque;
+};
+
+/* Builds the VM, loads the kernel, creates the vCPUs paused (pause_count
+ * 1). On failure everything built so far is torn down. */
+int domain_create(struct domain **out, const struct domain_config *cfg,
+                  void (*on_end)(void *, enum domain_end, const char *),
+                  void (*on_console)(void *, uint8_t), void *opaque,
+                  const struct tlog *log);
+/* Starts the vCPU threads (still paused). */
+int domain_start_vcpus(struct domain *d);
+void domain_pause(struct domain *d);     /* returns with every vCPU parked */
+void domain_unpause(struct domain *d);
+bool domain_is_paused(struct domain *d);
+void domain_destroy(struct domain *d);   /* stops threads, frees all */
+
+#endif

@@ -1,0 +1,497 @@
+/* The per-domain process: owns one domain for its whole life, serves its
+ * control socket, writes its console log and carries out on_poweroff /
+ * on_reboot / on_crash.  Like Xen's xl per-domain daemon, it is detached
+ * from the xl that started it, so xl may exit or crash freely. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include "domain.h"
+
+#define CONSOLE_RING 65536
+#define MAX_CLIENTS 16
+
+struct client {
+    int fd;
+    bool console;            /* attached console: raw bytes both ways */
+    char buf[256];
+    size_t len;
+};
+
+struct domproc {
+    struct domproc_args *a;
+    struct domain *d;
+    struct registry_entry reg;
+    int epfd, listen_fd, console_efd, end_efd, signal_fd, console_log_fd;
+    bool user_paused;
+    bool quit;
+
+    /* Console bytes from vCPU threads wait here for the main loop. */
+    pthread_mutex_t ring_lock;
+    uint8_t ring[CONSOLE_RING];
+    size_t ring_len;
+    unsigned long long dropped;
+
+    /* Set by the vCPU that ends the domain. */
+    pthread_mutex_t end_lock;
+    enum domain_end end;
+    char end_reason[256];
+
+    struct client clients[MAX_CLIENTS];
+
+    /* Everything is logged through here: it forwards to the domain's log
+     * and keeps the last error, which is what xl shows if create fails. */
+    struct tlog log;
+    char last_error[300];
+};
+
+static void domproc_log(void *opaque, enum tlog_level level, const char *msg)
+{
+    struct domproc *dp = opaque;
+    if (level >= TLOG_ERROR)
+        snprintf(dp->last_error, sizeof(dp->last_error), "%s", msg);
+    tlog(dp->a->log, level, "%s", msg);
+}
+
+static void on_console(void *opaque, uint8_t byte)
+{
+    struct domproc *dp = opaque;
+    bool wake;
+    pthread_mutex_lock(&dp->ring_lock);
+    wake = dp->ring_len == 0;
+    if (dp->ring_len < CONSOLE_RING)
+        dp->ring[dp->ring_len++] = byte;
+    else
+        dp->dropped++;
+    pthread_mutex_unlock(&dp->ring_lock);
+    if (wake) {
+        uint64_t one = 1;
+        if (write(dp->console_efd, &one, sizeof(one)) < 0) { /* counter saturated: already signalled */ }
+    }
+}
+
+static void on_end(void *opaque, enum domain_end end, const char *reason)
+{
+    struct domproc *dp = opaque;
+    pthread_mutex_lock(&dp->end_lock);
+    dp->end = end;
+    snprintf(dp->end_reason, sizeof(dp->end_reason), "%s", reason);
+    pthread_mutex_unlock(&dp->end_lock);
+    uint64_t one = 1;
+    if (write(dp->end_efd, &one, sizeof(one)) < 0) { /* already signalled */ }
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        len -= w;
+    }
+}
+
+static void drain_console(struct domproc *dp)
+{
+    uint8_t buf[CONSOLE_RING];
+    size_t n;
+    unsigned long long dropped;
+    uint64_t v;
+    if (read(dp->console_efd, &v, sizeof(v)) < 0) { /* nothing pending */ }
+    pthread_mutex_lock(&dp->ring_lock);
+    n = dp->ring_len;
+    memcpy(buf, dp->ring, n);
+    dp->ring_len = 0;
+    dropped = dp->dropped;
+    dp->dropped = 0;
+    pthread_mutex_unlock(&dp->ring_lock);
+    if (dropped)
+        tlog_warn(&dp->log, "console: %llu bytes dropped (the log could not keep up)", dropped);
+    if (!n)
+        return;
+    if (dp->console_log_fd >= 0)
+        write_all(dp->console_log_fd, buf, n);
+    for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &dp->clients[i];
+        /* A slow console client loses output rather than stall the guest. */
+        if (c->fd >= 0 && c->console && send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
+            errno != EAGAIN)
+            tlog_debug(&dp->log, "console client gone: %s", strerror(errno));
+    }
+}
+
+static void update_registry(struct domproc *dp, enum domain_state s, const char *reason)
+{
+    dp->reg.state = s;
+    if (reason)
+        snprintf(dp->reg.reason, sizeof(dp->reg.reason), "%s", reason);
+    registry_write(&dp->a->paths, &dp->reg, &dp->log);
+}
+
+static enum domain_state running_state(struct domproc *dp)
+{
+    return dp->user_paused ? DOMAIN_STATE_PAUSED : DOMAIN_STATE_RUNNING;
+}
+
+static int build_domain(struct domproc *dp)
+{
+    int rc = domain_create(&dp->d, &dp->a->config, on_end, on_console, dp, &dp->log);
+    if (rc)
+        return rc;
+    rc = domain_start_vcpus(dp->d);
+    if (rc) {
+        domain_destroy(dp->d);
+        dp->d = NULL;
+    }
+    return rc;
+}
+
+/* The guest ended itself: do what the config says. */
+static void handle_end(struct domproc *dp)
+{
+    uint64_t v;
+    if (read(dp->end_efd, &v, sizeof(v)) < 0) { /* nothing pending */ }
+    pthread_mutex_lock(&dp->end_lock);
+    enum domain_end end = dp->end;
+    char reason[256];
+    snprintf(reason, sizeof(reason), "%s", dp->end_reason);
+    dp->end = DOMAIN_END_NONE;
+    pthread_mutex_unlock(&dp->end_lock);
+    if (end == DOMAIN_END_NONE)
+        return;
+
+    const struct domain_config *c = &dp->a->config;
+    enum domain_action act = end == DOMAIN_END_POWEROFF ? c->on_poweroff
+                           : end == DOMAIN_END_REBOOT   ? c->on_reboot
+                                                        : c->on_crash;
+    const char *what = end == DOMAIN_END_POWEROFF ? "shut down" : end == DOMAIN_END_REBOOT ? "rebooted" : "crashed";
+    if (end == DOMAIN_END_CRASH)
+        tlog_error(&dp->log, "domain %u (%s) crashed: %s; on_crash=%s", dp->a->domid, c->name, reason,
+                   domain_action_name(act));
+    else
+        tlog_info(&dp->log, "domain %u (%s) %s: %s; action %s", dp->a->domid, c->name, what, reason,
+                  domain_action_name(act));
+    drain_console(dp);
+
+    switch (act) {
+    case DOMAIN_ACTION_DESTROY:
+        dp->quit = true;
+        break;
+    case DOMAIN_ACTION_PRESERVE:
+        update_registry(dp, end == DOMAIN_END_CRASH ? DOMAIN_STATE_CRASHED : DOMAIN_STATE_SHUTDOWN, reason);
+        break;
+    case DOMAIN_ACTION_RESTART:
+        domain_destroy(dp->d);
+        dp->d = NULL;
+        if (build_domain(dp)) {
+            tlog_error(&dp->log, "domain %u (%s): restart failed; destroying it", dp->a->domid, c->name);
+            dp->quit = true;
+            break;
+        }
+        dp->user_paused = false;
+        domain_unpause(dp->d);
+        update_registry(dp, DOMAIN_STATE_RUNNING, reason);
+        break;
+    }
+}
+
+static void client_close(struct domproc *dp, struct client *c)
+{
+    epoll_ctl(dp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    c->console = false;
+    c->len = 0;
+}
+
+static void reply(struct client *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply(struct client *c, int err, const char *fmt, ...)
+{
+    char text[512], line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    int n = err ? snprintf(line, sizeof(line), "error %d %s\n", err, text)
+                : snprintf(line, sizeof(line), "ok%s%s\n", text[0] ? " " : "", text);
+    if (n > (int)sizeof(line) - 1)
+        n = sizeof(line) - 1;
+    send(c->fd, line, n, MSG_NOSIGNAL);
+}
+
+/* Returns true when the connection stays open. */
+static bool handle_command(struct domproc *dp, struct client *c, const char *cmd)
+{
+    const struct domain_config *cfg = &dp->a->config;
+    bool ended = dp->reg.state == DOMAIN_STATE_SHUTDOWN || dp->reg.state == DOMAIN_STATE_CRASHED;
+
+    if (strcmp(cmd, "pause") == 0) {
+        if (ended) {
+            reply(c, EINVAL, "domain %s has %s", cfg->name, domain_state_name(dp->reg.state));
+        } else {
+            if (!dp->user_paused) {
+                domain_pause(dp->d);
+                dp->user_paused = true;
+                update_registry(dp, DOMAIN_STATE_PAUSED, NULL);
+            }
+            reply(c, 0, "%s", "");
+        }
+    } else if (strcmp(cmd, "unpause") == 0) {
+        if (ended) {
+            reply(c, EINVAL, "domain %s has %s", cfg->name, domain_state_name(dp->reg.state));
+        } else if (!dp->user_paused) {
+            reply(c, EINVAL, "domain %s is not paused", cfg->name);
+        } else {
+            dp->user_paused = false;
+            domain_unpause(dp->d);
+            update_registry(dp, DOMAIN_STATE_RUNNING, NULL);
+            reply(c, 0, "%s", "");
+        }
+    } else if (strcmp(cmd, "destroy") == 0) {
+        reply(c, 0, "%s", "");
+        dp->quit = true;
+        return false;
+    } else if (strcmp(cmd, "status") == 0) {
+        reply(c, 0, "domid=%u name=%s state=%s vcpus=%u memory=%llu", dp->a->domid, cfg->name,
+              domain_state_name(dp->reg.state), cfg->vcpus, (unsigned long long)cfg->memory_mb);
+    } else if (strcmp(cmd, "console") == 0) {
+        reply(c, 0, "%s", "");
+        c->console = true;
+    } else {
+        reply(c, EINVAL, "unknown command '%.64s'", cmd);
+        return false;
+    }
+    return true;
+}
+
+static void handle_client(struct domproc *dp, struct client *c)
+{
+    if (c->console) {
+        uint8_t buf[256];
+        ssize_t r = read(c->fd, buf, sizeof(buf));
+        if (r <= 0) {
+            client_close(dp, c);
+            return;
+        }
+        if (dp->d)
+            uart_receive(&dp->d->uart, buf, (unsigned)r);
+        return;
+    }
+    ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+    if (r <= 0) {
+        client_close(dp, c);
+        return;
+    }
+    c->len += r;
+    char *nl = memchr(c->buf, '\n', c->len);
+    if (!nl) {
+        if (c->len >= sizeof(c->buf) - 1)
+            client_close(dp, c); /* a line that long is no command of ours */
+        return;
+    }
+    *nl = '\0';
+    if (!handle_command(dp, c, c->buf))
+        client_close(dp, c);
+    else
+        c->len = 0;
+}
+
+static void accept_client(struct domproc *dp)
+{
+    int fd = accept4(dp->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    for (unsigned i = 0; i < MAX_CLIENTS; i++) {
+        struct client *c = &dp->clients[i];
+        if (c->fd >= 0)
+            continue;
+        c->fd = fd;
+        c->len = 0;
+        c->console = false;
+        struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+        epoll_ctl(dp->epfd, EPOLL_CTL_ADD, fd, &ev);
+        return;
+    }
+    struct client tmp = { .fd = fd };
+    reply(&tmp, EBUSY, "too many clients");
+    close(fd);
+}
+
+static int open_listen_socket(struct domproc *dp)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    host_paths_domain_socket(&dp->a->paths, dp->a->domid, sa.sun_path, sizeof(sa.sun_path));
+    unlink(sa.sun_path); /* a leftover of a dead process with our domid */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(sa.sun_path, 0600) < 0 ||
+        listen(fd, 8) < 0) {
+        int err = errno;
+        tlog_error(&dp->log, "control socket %s: %s", sa.sun_path, strerror(err));
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+static void tell_ready(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tell_ready(int fd, const char *fmt, ...)
+{
+    char line[600];
+    va_list ap;
+    if (fd < 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    write_all(fd, line, strlen(line));
+    close(fd);
+}
+
+static int epoll_add(int epfd, int fd, void *tag)
+{
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int domproc_main(struct domproc_args *a)
+{
+    struct domproc *dp = calloc(1, sizeof(*dp));
+    if (!dp) {
+        tell_ready(a->ready_fd, "error out of memory\n");
+        registry_remove(&a->paths, a->domid);
+        return 1;
+    }
+    dp->a = a;
+    dp->log = (struct tlog){ .fn = domproc_log, .opaque = dp, .min_level = TLOG_DEBUG };
+    dp->epfd = dp->listen_fd = dp->console_efd = dp->end_efd = dp->signal_fd = dp->console_log_fd = -1;
+    for (unsigned i = 0; i < MAX_CLIENTS; i++)
+        dp->clients[i].fd = -1;
+    pthread_mutex_init(&dp->ring_lock, NULL);
+    pthread_mutex_init(&dp->end_lock, NULL);
+    int status = 1;
+    char errbuf[300] = "domain process failed to start";
+
+    /* Termination signals become events; vCPU threads inherit the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char path[600];
+    host_paths_console_log(&a->paths, a->config.name, path, sizeof(path));
+    dp->console_log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (dp->console_log_fd < 0)
+        tlog_warn(&dp->log, "cannot open console log %s: %s", path, strerror(errno));
+
+    dp->epfd = epoll_create1(EPOLL_CLOEXEC);
+    dp->console_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    dp->end_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    dp->signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    if (dp->epfd < 0 || dp->console_efd < 0 || dp->end_efd < 0 || dp->signal_fd < 0) {
+        snprintf(errbuf, sizeof(errbuf), "setting up the domain process: %s", strerror(errno));
+        goto fail;
+    }
+    if (build_domain(dp)) {
+        snprintf(errbuf, sizeof(errbuf), "%s", dp->last_error[0] ? dp->last_error : "cannot build the domain");
+        goto fail;
+    }
+    dp->listen_fd = open_listen_socket(dp);
+    if (dp->listen_fd < 0) {
+        snprintf(errbuf, sizeof(errbuf), "cannot open the control socket: %s", strerror(-dp->listen_fd));
+        goto fail;
+    }
+    epoll_add(dp->epfd, dp->listen_fd, &dp->listen_fd);
+    epoll_add(dp->epfd, dp->console_efd, &dp->console_efd);
+    epoll_add(dp->epfd, dp->end_efd, &dp->end_efd);
+    epoll_add(dp->epfd, dp->signal_fd, &dp->signal_fd);
+
+    dp->reg = (struct registry_entry){
+        .domid = a->domid, .pid = getpid(), .memory_mb = a->config.memory_mb,
+        .vcpus = a->config.vcpus, .created = (long long)time(NULL),
+    };
+    snprintf(dp->reg.name, sizeof(dp->reg.name), "%s", a->config.name);
+    domain_config_to_json(&a->config, dp->reg.config_json, sizeof(dp->reg.config_json));
+    process_start_time(getpid(), &dp->reg.pid_start);
+    dp->user_paused = a->start_paused;
+    update_registry(dp, running_state(dp), "");
+    if (!a->start_paused)
+        domain_unpause(dp->d);
+    tlog_info(&dp->log, "domain %u (%s) started%s: %llu MiB, %u vCPUs, kernel %s", a->domid, a->config.name,
+              a->start_paused ? " paused" : "", (unsigned long long)a->config.memory_mb, a->config.vcpus,
+              a->config.kernel);
+    tell_ready(a->ready_fd, "ok %u\n", a->domid);
+    a->ready_fd = -1;
+
+    while (!dp->quit) {
+        struct epoll_event evs[16];
+        int n = epoll_wait(dp->epfd, evs, 16, -1);
+        if (n < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < n && !dp->quit; i++) {
+            void *tag = evs[i].data.ptr;
+            if (tag == &dp->listen_fd) {
+                accept_client(dp);
+            } else if (tag == &dp->console_efd) {
+                drain_console(dp);
+            } else if (tag == &dp->end_efd) {
+                handle_end(dp);
+            } else if (tag == &dp->signal_fd) {
+                struct signalfd_siginfo si;
+                if (read(dp->signal_fd, &si, sizeof(si)) == sizeof(si))
+                    tlog_info(&dp->log, "signal %u: destroying domain %u", si.ssi_signo, a->domid);
+                dp->quit = true;
+            } else {
+                handle_client(dp, tag);
+            }
+        }
+    }
+    status = 0;
+    tlog_info(&dp->log, "domain %u (%s) destroyed", a->domid, a->config.name);
+    goto out;
+
+fail:
+    tlog_error(&dp->log, "%s", errbuf);
+    tell_ready(a->ready_fd, "error %s\n", errbuf);
+    a->ready_fd = -1;
+out:
+    /* Mark it dying first, so a racing xl list sees why it is going. */
+    if (dp->reg.domid)
+        update_registry(dp, DOMAIN_STATE_DYING, NULL);
+    domain_destroy(dp->d);
+    if (dp->console_efd >= 0)
+        drain_console(dp);
+    for (unsigned i = 0; i < MAX_CLIENTS; i++)
+        if (dp->clients[i].fd >= 0)
+            close(dp->clients[i].fd);
+    registry_remove(&a->paths, a->domid);
+    if (dp->listen_fd >= 0)
+        close(dp->listen_fd);
+    int fds[] = { dp->epfd, dp->console_efd, dp->end_efd, dp->signal_fd, dp->console_log_fd };
+    for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    pthread_mutex_destroy(&dp->ring_lock);
+    pthread_mutex_destroy(&dp->end_lock);
+    free(dp);
+    return status;
+}
