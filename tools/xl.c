@@ -28,6 +28,17 @@ static const struct xl_command commands[] = {
       "[options] <Domain>",
       "  -t TYPE        console type; only 'serial' exists\n"
       "Detach with Ctrl-].\n" },
+    { "save", xl_cmd_save, "Save a domain's state to a file, to restore later",
+      "[options] <Domain> <CheckpointFile> [<ConfigFile>]",
+      "  -c             leave the domain running after the save\n"
+      "  -p             leave the domain paused after the save\n"
+      "Without -c or -p the domain is destroyed once its image is safely on disk.\n"
+      "<ConfigFile> replaces the domain's config stored in the image.\n" },
+    { "restore", xl_cmd_restore, "Restore a domain from a saved state",
+      "[options] [<ConfigFile>] <CheckpointFile>",
+      "  -p             leave the domain paused after the restore\n"
+      "  -e             do not wait in the background for the domain's death (accepted for xl compatibility)\n"
+      "<ConfigFile> replaces the config stored in the image.\n" },
     { "info", xl_cmd_info, "Get information about the host", "", "" },
     { "help", xl_cmd_help, "Print this help", "[command]", "" },
 };

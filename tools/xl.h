@@ -46,6 +46,21 @@ int xl_cmd_unpause(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_console(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_help(struct xl_ctx *ctx, int argc, char **argv);
 
+/* Reads an xl.cfg (plus key=value overrides) into a domain config. */
+int xl_load_config(struct xl_ctx *ctx, const char *file, int n_overrides, char **overrides, bool quiet,
+                   struct domain_config *c);
+/* Destroys a domain: asks its process, kills it if it will not go. */
+int xl_destroy_domain(struct xl_ctx *ctx, const struct registry_entry *e);
+
+/* Starts a domain process for config c: it boots the kernel, or restores
+ * from restore_fd when that is >= 0.  Waits until the domain runs (or is
+ * paused) and fills *domid_out and the process's one-line summary. */
+int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, int restore_fd,
+                    unsigned *domid_out, char *summary, size_t summary_len);
+
+int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv);
+
 /* Attaches the terminal to a domain's console until Ctrl-] or its end. */
 int xl_console_attach(struct xl_ctx *ctx, unsigned domid);
 

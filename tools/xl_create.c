@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "tandem/migration.h"
 #include "xl.h"
 #include "xlcfg.h"
 
@@ -119,9 +120,34 @@ static int config_from_xlcfg(struct xlcfg *cfg, struct domain_config *c, const s
         (rc = get_action(cfg, "on_crash", &c->on_crash, log)))
         return rc;
 
+    rc = xlcfg_get_string(cfg, "log_dirty", &s, log);
+    if (rc == 0 && domain_logdirty_mode_parse(s, &c->log_dirty)) {
+        tlog_error(log, "log_dirty=\"%s\" is not \"auto\", \"ring\" or \"bitmap\"", s);
+        return -EINVAL;
+    }
+    if (rc && rc != -ENOENT)
+        return rc;
+
     struct unused_ctx u = { log };
     xlcfg_for_each_unused(cfg, warn_unused, &u);
     return domain_config_check(c, log);
+}
+
+int xl_load_config(struct xl_ctx *ctx, const char *file, int n_overrides, char **overrides, bool quiet,
+                   struct domain_config *c)
+{
+    struct xlcfg *cfg;
+    if (!quiet)
+        fprintf(stderr, "Parsing config from %s\n", file);
+    int rc = xlcfg_parse_file(file, &ctx->log, &cfg);
+    if (rc)
+        return rc;
+    for (int i = 0; i < n_overrides && !rc; i++)
+        rc = xlcfg_apply_override(cfg, overrides[i], &ctx->log);
+    if (!rc)
+        rc = config_from_xlcfg(cfg, c, &ctx->log);
+    xlcfg_free(cfg);
+    return rc;
 }
 
 /* A logger writing timestamped lines to the domain's log file. */
@@ -140,7 +166,7 @@ static void file_log_fn(void *opaque, enum tlog_level level, const char *msg)
 
 /* In the grandchild: become the domain process. Never returns. */
 static void become_domain_process(struct xl_ctx *ctx, const struct domain_config *c, unsigned domid,
-                                  bool paused, int ready_fd)
+                                  bool paused, int ready_fd, int restore_fd)
 {
     char path[600];
     host_paths_domain_log(&ctx->paths, c->name, path, sizeof(path));
@@ -154,13 +180,13 @@ static void become_domain_process(struct xl_ctx *ctx, const struct domain_config
     /* Nothing of xl's may stay open: a pipe held here would keep a shell
      * that captures xl's output waiting forever. */
     for (int fd = 3; fd < 1024; fd++)
-        if (fd != ready_fd && fd != logfd)
+        if (fd != ready_fd && fd != logfd && fd != restore_fd)
             close(fd);
     FILE *logf = logfd >= 0 ? fdopen(logfd, "a") : stderr;
     struct tlog log = { .fn = file_log_fn, .opaque = logf, .min_level = TLOG_INFO };
     struct domproc_args a = {
         .paths = ctx->paths, .config = *c, .domid = domid, .start_paused = paused,
-        .ready_fd = ready_fd, .log = &log,
+        .ready_fd = ready_fd, .restore_fd = restore_fd, .hooks = &migration_domproc_hooks, .log = &log,
     };
     _exit(domproc_main(&a));
 }
@@ -198,7 +224,8 @@ static int wait_ready(int fd, char *line, size_t len)
     return n ? 0 : -ECONNRESET;
 }
 
-static int spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, unsigned *domid_out)
+int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, int restore_fd,
+                    unsigned *domid_out, char *summary, size_t summary_len)
 {
     unsigned domid;
     int rc = registry_reserve(&ctx->paths, c, getpid(), &domid, &ctx->log);
@@ -228,7 +255,7 @@ static int spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool 
         pid_t g = fork();
         if (g != 0)
             _exit(g < 0 ? 1 : 0);
-        become_domain_process(ctx, c, domid, paused, pfd[1]);
+        become_domain_process(ctx, c, domid, paused, pfd[1], restore_fd);
     }
     close(pfd[1]);
     waitpid(child, NULL, 0);
@@ -237,6 +264,10 @@ static int spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool 
     close(pfd[0]);
     if (rc == 0 && strncmp(line, "ok", 2) == 0) {
         *domid_out = domid;
+        const char *rest = strchr(line + 2, ' ');
+        rest = rest ? strchr(rest + 1, ' ') : NULL; /* past "ok <domid>" */
+        if (summary)
+            snprintf(summary, summary_len, "%s", rest ? rest + 1 : "");
         return 0;
     }
     if (rc == 0 && strncmp(line, "error ", 6) == 0) {
@@ -291,26 +322,14 @@ int xl_cmd_create(struct xl_ctx *ctx, int argc, char **argv)
         file = argv[optind++];
     }
 
-    struct xlcfg *cfg;
-    if (!quiet)
-        fprintf(stderr, "Parsing config from %s\n", file);
-    if (xlcfg_parse_file(file, &ctx->log, &cfg))
-        return XL_FAILED;
     for (int i = optind; i < argc; i++) {
         if (!strchr(argv[i], '=')) {
             tlog_error(&ctx->log, "'%s' is not a key=value setting", argv[i]);
-            xlcfg_free(cfg);
             return XL_USAGE;
-        }
-        if (xlcfg_apply_override(cfg, argv[i], &ctx->log)) {
-            xlcfg_free(cfg);
-            return XL_FAILED;
         }
     }
     struct domain_config c;
-    int rc = config_from_xlcfg(cfg, &c, &ctx->log);
-    xlcfg_free(cfg);
-    if (rc)
+    if (xl_load_config(ctx, file, argc - optind, argv + optind, quiet, &c))
         return XL_FAILED;
     if (access(c.kernel, R_OK) != 0) {
         tlog_error(&ctx->log, "kernel %s: %s", c.kernel, strerror(errno));
@@ -325,7 +344,7 @@ int xl_cmd_create(struct xl_ctx *ctx, int argc, char **argv)
     if (xl_open_host(ctx))
         return XL_FAILED;
     unsigned domid = 0;
-    if (spawn_domain(ctx, &c, paused, &domid))
+    if (xl_spawn_domain(ctx, &c, paused, -1, &domid, NULL, 0))
         return XL_FAILED;
     if (ctx->verbose)
         fprintf(stderr, "xl: create: domain %s created with ID %u\n", c.name, domid);

@@ -43,6 +43,12 @@ int xl_cmd_destroy(struct xl_ctx *ctx, int argc, char **argv)
     struct registry_entry e;
     if (xl_find_domain(ctx, argv[optind], &e))
         return XL_FAILED;
+    return xl_destroy_domain(ctx, &e) ? XL_FAILED : XL_OK;
+}
+
+int xl_destroy_domain(struct xl_ctx *ctx, const struct registry_entry *ep)
+{
+    struct registry_entry e = *ep;
     struct tlog quiet = ctx->log;
     quiet.min_level = ctx->verbose ? TLOG_WARN : TLOG_ERROR + 1;
     if (control_command(&ctx->paths, e.domid, "destroy", NULL, 0, &quiet) == 0 &&
@@ -53,10 +59,10 @@ int xl_cmd_destroy(struct xl_ctx *ctx, int argc, char **argv)
         kill(e.pid, SIGKILL);
     if (!xl_wait_gone(&e, DESTROY_TIMEOUT_MS)) {
         tlog_error(&ctx->log, "domain %u's process %d survived SIGKILL", e.domid, (int)e.pid);
-        return XL_FAILED;
+        return -EBUSY;
     }
 gone:
     /* The process removes its own record; after a kill we do. */
     registry_remove(&ctx->paths, e.domid);
-    return XL_OK;
+    return 0;
 }

@@ -27,6 +27,28 @@ int domain_action_parse(const char *s, enum domain_action *out)
     return -EINVAL;
 }
 
+const char *domain_logdirty_mode_name(enum domain_logdirty_mode m)
+{
+    switch (m) {
+    case DOMAIN_LOGDIRTY_RING: return "ring";
+    case DOMAIN_LOGDIRTY_BITMAP: return "bitmap";
+    default: return "auto";
+    }
+}
+
+int domain_logdirty_mode_parse(const char *s, enum domain_logdirty_mode *out)
+{
+    if (!strcmp(s, "ring"))
+        *out = DOMAIN_LOGDIRTY_RING;
+    else if (!strcmp(s, "bitmap"))
+        *out = DOMAIN_LOGDIRTY_BITMAP;
+    else if (!strcmp(s, "auto"))
+        *out = DOMAIN_LOGDIRTY_AUTO;
+    else
+        return -EINVAL;
+    return 0;
+}
+
 void domain_config_init(struct domain_config *c)
 {
     memset(c, 0, sizeof(*c));
@@ -91,6 +113,7 @@ int domain_config_to_json(const struct domain_config *c, char *buf, size_t len)
     json_object_object_add(o, "on_poweroff", json_object_new_string(domain_action_name(c->on_poweroff)));
     json_object_object_add(o, "on_reboot", json_object_new_string(domain_action_name(c->on_reboot)));
     json_object_object_add(o, "on_crash", json_object_new_string(domain_action_name(c->on_crash)));
+    json_object_object_add(o, "log_dirty", json_object_new_string(domain_logdirty_mode_name(c->log_dirty)));
     const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
     int rc = 0;
     if ((size_t)snprintf(buf, len, "%s", s) >= len)
@@ -146,6 +169,12 @@ int domain_config_from_json(const char *json, struct domain_config *c, const str
     if (!rc) rc = json_get_action(o, "on_poweroff", &c->on_poweroff, log);
     if (!rc) rc = json_get_action(o, "on_reboot", &c->on_reboot, log);
     if (!rc) rc = json_get_action(o, "on_crash", &c->on_crash, log);
+    char ld[16] = "";
+    if (!rc) rc = json_get_string(o, "log_dirty", ld, sizeof(ld), false, log);
+    if (!rc && ld[0] && domain_logdirty_mode_parse(ld, &c->log_dirty)) {
+        tlog_error(log, "domain config: log_dirty='%s' is not auto, ring or bitmap", ld);
+        rc = -EINVAL;
+    }
     json_object *v;
     if (!rc && json_object_object_get_ex(o, "memory", &v)) {
         if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0) {

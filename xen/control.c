@@ -59,20 +59,53 @@ static int read_line(int fd, char *buf, size_t len, int timeout_ms)
     return -E2BIG;
 }
 
+/* Sends "cmd\n" in one message, with `pass_fd` attached when >= 0. */
+static int send_command(int sock, const char *cmd, int pass_fd)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "%s\n", cmd);
+    if (n >= (int)sizeof(line))
+        return -E2BIG;
+    struct iovec iov = { .iov_base = line, .iov_len = (size_t)n };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (pass_fd >= 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = sizeof(ctl.buf);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+    }
+    return sendmsg(sock, &msg, MSG_NOSIGNAL) == n ? 0 : -errno;
+}
+
 int control_command(const struct host_paths *p, unsigned domid, const char *cmd, char *reply,
                     size_t reply_len, const struct tlog *log)
+{
+    return control_command_fd(p, domid, cmd, -1, reply, reply_len, log);
+}
+
+int control_command_fd(const struct host_paths *p, unsigned domid, const char *cmd, int pass_fd,
+                       char *reply, size_t reply_len, const struct tlog *log)
 {
     char line[1024];
     int fd = control_connect(p, domid, log);
     if (fd < 0)
         return fd;
-    size_t len = strlen(cmd);
-    if (write(fd, cmd, len) != (ssize_t)len || write(fd, "\n", 1) != 1) {
-        int err = -errno;
+    int rc = send_command(fd, cmd, pass_fd);
+    if (rc) {
         close(fd);
-        return err;
+        return rc;
     }
-    int rc = read_line(fd, line, sizeof(line), CONTROL_REPLY_TIMEOUT_MS);
+    /* A save of a large guest takes a while; the timeout only guards
+     * against a wedged process. */
+    rc = read_line(fd, line, sizeof(line), pass_fd >= 0 ? -1 : CONTROL_REPLY_TIMEOUT_MS);
     close(fd);
     if (rc) {
         tlog_error(log, "domain %u did not answer '%s': %s", domid, cmd, strerror(-rc));

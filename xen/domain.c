@@ -184,6 +184,9 @@ static int vcpu_create(struct domain *d, struct vcpu *v, unsigned id)
         return -errno;
     }
     v->run_size = sz;
+    int rc = logdirty_setup_vcpu(d, v);
+    if (rc)
+        return rc;
     if (id == 0) {
         int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
         d->tsc_khz = khz > 0 ? (unsigned)khz : 0;
@@ -284,6 +287,9 @@ static void vcpu_handle_exit(struct vcpu *v)
     case KVM_EXIT_INTR:
     case KVM_EXIT_IRQ_WINDOW_OPEN:
         break;
+    case KVM_EXIT_DIRTY_RING_FULL:
+        logdirty_ring_full(v->d, v);
+        break;
     case KVM_EXIT_HLT:
         /* Only without an in-kernel LAPIC, which we always have. */
         break;
@@ -344,6 +350,18 @@ static void *vcpu_thread(void *arg)
     pthread_setname_np(pthread_self(), name);
     for (;;) {
         pthread_mutex_lock(&d->lock);
+        if ((d->pause_count || d->stopping) && v->io_pending) {
+            /* KVM finishes a port or MMIO instruction only on the next
+             * KVM_RUN; do that now, without running the guest further,
+             * so a parked vCPU's state never holds half an instruction
+             * that a restored copy would execute twice. */
+            pthread_mutex_unlock(&d->lock);
+            v->run->immediate_exit = 1;
+            ioctl(v->fd, KVM_RUN, 0);
+            v->run->immediate_exit = 0;
+            v->io_pending = false;
+            continue;
+        }
         while ((d->pause_count || d->end != DOMAIN_END_NONE) && !d->stopping) {
             if (!v->parked) {
                 v->parked = true;
@@ -362,14 +380,17 @@ static void *vcpu_thread(void *arg)
 
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
-                /* A kick: the flags it set are re-read under the lock. */
+                /* A kick: the flags it set are re-read under the lock.
+                 * Entering KVM_RUN completed any earlier port access. */
                 v->run->immediate_exit = 0;
+                v->io_pending = false;
                 continue;
             }
             vcpu_end_domain(v, DOMAIN_END_CRASH, "vcpu%u: KVM_RUN failed: %s at RIP %#" PRIx64, v->id,
                             strerror(errno), vcpu_rip(v));
             continue;
         }
+        v->io_pending = v->run->exit_reason == KVM_EXIT_IO || v->run->exit_reason == KVM_EXIT_MMIO;
         vcpu_handle_exit(v);
     }
 }
@@ -453,10 +474,15 @@ void domain_destroy(struct domain *d)
             pthread_join(v->thread, NULL);
         if (v->run)
             munmap(v->run, v->run_size);
-        if (v->fd >= 0)
+        if (v->fd >= 0) {
+            logdirty_teardown_vcpu(d, v);
             close(v->fd);
+        }
+        pthread_mutex_destroy(&v->ring_lock);
     }
     free(d->vcpus);
+    free(d->logdirty_pending);
+    pthread_mutex_destroy(&d->logdirty_lock);
     if (d->vm_fd >= 0)
         close(d->vm_fd);
     if (d->kvm_fd >= 0)
@@ -478,7 +504,7 @@ static int kvm_vm_ioctl(struct domain *d, unsigned long req, unsigned long arg, 
     return 0;
 }
 
-int domain_create(struct domain **out, const struct domain_config *cfg,
+int domain_create(struct domain **out, const struct domain_config *cfg, bool for_restore,
                   void (*on_end)(void *, enum domain_end, const char *),
                   void (*on_console)(void *, uint8_t), void *opaque,
                   const struct tlog *log)
@@ -491,9 +517,11 @@ int domain_create(struct domain **out, const struct domain_config *cfg,
     rc = domain_config_check(cfg, log);
     if (rc)
         return rc;
-    rc = read_kernel(cfg->kernel, &kernel, &kernel_len, log);
-    if (rc)
-        return rc;
+    if (!for_restore) {
+        rc = read_kernel(cfg->kernel, &kernel, &kernel_len, log);
+        if (rc)
+            return rc;
+    }
 
     struct domain *d = calloc(1, sizeof(*d));
     if (!d) {
@@ -509,6 +537,7 @@ int domain_create(struct domain **out, const struct domain_config *cfg,
     d->pause_count = 1;
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
+    pthread_mutex_init(&d->logdirty_lock, NULL);
     uart_init(&d->uart, uart_output, uart_set_irq, d);
 
     /* vCPU kicks must interrupt KVM_RUN, so no SA_RESTART. */
@@ -542,6 +571,8 @@ int domain_create(struct domain **out, const struct domain_config *cfg,
     struct kvm_pit_config pit = { .flags = 0 };
     if ((rc = kvm_vm_ioctl(d, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2")))
         goto fail;
+    if ((rc = logdirty_setup_vm(d, cfg->log_dirty)))
+        goto fail;
 
     rc = guest_memory_alloc(&d->mem, cfg->memory_mb << 20);
     if (rc) {
@@ -558,6 +589,24 @@ int domain_create(struct domain **out, const struct domain_config *cfg,
         if ((rc = kvm_vm_ioctl(d, KVM_SET_USER_MEMORY_REGION, (unsigned long)&r,
                                "KVM_SET_USER_MEMORY_REGION")))
             goto fail;
+    }
+
+    d->vcpus = calloc(cfg->vcpus, sizeof(*d->vcpus));
+    if (!d->vcpus) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->vcpus; i++) {
+        d->vcpus[i].fd = -1;
+        pthread_mutex_init(&d->vcpus[i].ring_lock, NULL);
+    }
+    d->nr_vcpus = cfg->vcpus;
+    for (unsigned i = 0; i < cfg->vcpus; i++)
+        if ((rc = vcpu_create(d, &d->vcpus[i], i)))
+            goto fail;
+    if (for_restore) {
+        *out = d;
+        return 0;
     }
 
     struct pvh_image img;
@@ -578,17 +627,6 @@ int domain_create(struct domain **out, const struct domain_config *cfg,
         goto fail;
     }
 
-    d->vcpus = calloc(cfg->vcpus, sizeof(*d->vcpus));
-    if (!d->vcpus) {
-        rc = -ENOMEM;
-        goto fail;
-    }
-    for (unsigned i = 0; i < cfg->vcpus; i++)
-        d->vcpus[i].fd = -1;
-    d->nr_vcpus = cfg->vcpus;
-    for (unsigned i = 0; i < cfg->vcpus; i++)
-        if ((rc = vcpu_create(d, &d->vcpus[i], i)))
-            goto fail;
     if ((rc = vcpu_set_pvh_entry(d, &d->vcpus[0], img.entry, (uint64_t)si)))
         goto fail;
 
@@ -599,4 +637,87 @@ fail:
     free(kernel);
     domain_destroy(d);
     return rc;
+}
+
+unsigned domain_ram_regions(struct domain *d, struct domain_ram_region out[2])
+{
+    for (unsigned i = 0; i < d->mem.nr_regions; i++)
+        out[i] = (struct domain_ram_region){ .gpa = d->mem.region[i].gpa, .size = d->mem.region[i].size,
+                                             .host = d->mem.region[i].host };
+    return d->mem.nr_regions;
+}
+
+uint64_t domain_max_pfn(struct domain *d)
+{
+    const struct guest_region *last = &d->mem.region[d->mem.nr_regions - 1];
+    return (last->gpa + last->size) / GUEST_PAGE_SIZE;
+}
+
+unsigned domain_nr_vcpus(struct domain *d)
+{
+    return d->nr_vcpus;
+}
+
+/* Device state blob: the models in a fixed order, each as {u32 id,
+ * u32 version, u32 length, state}, so later models (virtio) can be added
+ * without breaking older images.  Layout in docs/stream-extensions.md. */
+enum { DEVSTATE_UART = 1 };
+#define DEVSTATE_UART_VERSION 1
+
+struct devstate_hdr {
+    uint32_t id, version, length;
+};
+
+int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log)
+{
+    struct uart_state us;
+    uart_save(&d->uart, &us);
+    size_t n = sizeof(struct devstate_hdr) + sizeof(us);
+    uint8_t *b = calloc(1, n);
+    if (!b)
+        return -ENOMEM;
+    struct devstate_hdr h = { DEVSTATE_UART, DEVSTATE_UART_VERSION, sizeof(us) };
+    memcpy(b, &h, sizeof(h));
+    memcpy(b + sizeof(h), &us, sizeof(us));
+    *blob = b;
+    *len = n;
+    (void)log;
+    return 0;
+}
+
+int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, const struct tlog *log)
+{
+    size_t off = 0;
+    bool have_uart = false;
+    struct uart_state us;
+    /* Validate the whole blob before changing any device. */
+    while (off < len) {
+        struct devstate_hdr h;
+        if (len - off < sizeof(h)) {
+            tlog_error(log, "device state: truncated header at offset %zu", off);
+            return -EINVAL;
+        }
+        memcpy(&h, blob + off, sizeof(h));
+        off += sizeof(h);
+        if (h.length > len - off) {
+            tlog_error(log, "device state: model %u claims %u bytes, %zu left", h.id, h.length, len - off);
+            return -EINVAL;
+        }
+        if (h.id == DEVSTATE_UART) {
+            if (h.version != DEVSTATE_UART_VERSION || h.length != sizeof(us) || have_uart) {
+                tlog_error(log, "device state: bad or repeated UART state (version %u, %u bytes)", h.version,
+                           h.length);
+                return -EINVAL;
+            }
+            memcpy(&us, blob + off, sizeof(us));
+            have_uart = true;
+        } else {
+            tlog_error(log, "device state: unknown device model %u", h.id);
+            return -EINVAL;
+        }
+        off += h.length;
+    }
+    if (have_uart)
+        uart_load(&d->uart, &us);
+    return 0;
 }

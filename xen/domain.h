@@ -33,6 +33,13 @@ struct vcpu {
     bool thread_started;
     bool parked;
     bool mmio_warned;
+    bool io_pending;          /* last exit was port/MMIO: KVM_RUN must complete it */
+    /* Its dirty ring (ring mode), the next entry to harvest, and how many
+     * entries it has yielded; ring_lock serialises harvesters. */
+    struct kvm_dirty_gfn *ring;
+    uint32_t ring_fetch;
+    uint64_t dirtied;
+    pthread_mutex_t ring_lock;
 };
 
 struct domain {
@@ -52,6 +59,15 @@ struct domain {
     enum domain_end end;       /* set once, by the first vCPU that ends it */
     char end_reason[256];
 
+    /* Log-dirty (logdirty.c).  pending collects what vCPUs harvest on
+     * ring-full exits until the next domain_logdirty_harvest. */
+    enum domain_logdirty_mode logdirty_mode;
+    uint32_t ring_entries;
+    bool logdirty_on;
+    pthread_mutex_t logdirty_lock;
+    uint64_t *logdirty_pending;
+    uint64_t ring_full_exits;
+
     /* Called from a vCPU thread, without locks held, when the guest ends
      * itself; and for every console byte (with the UART lock held). */
     void (*on_end)(void *opaque, enum domain_end end, const char *reason);
@@ -59,17 +75,23 @@ struct domain {
     void *opaque;
 };
 
-/* Builds the VM, loads the kernel, creates the vCPUs paused (pause_count
- * 1). On failure everything built so far is torn down. */
-int domain_create(struct domain **out, const struct domain_config *cfg,
+/* Builds the VM, creates the vCPUs paused (pause_count 1) and, unless
+ * for_restore, loads the kernel and sets the PVH entry state; a domain
+ * built for restore gets its memory and state from a stream instead.  On
+ * failure everything built so far is torn down. */
+int domain_create(struct domain **out, const struct domain_config *cfg, bool for_restore,
                   void (*on_end)(void *, enum domain_end, const char *),
                   void (*on_console)(void *, uint8_t), void *opaque,
                   const struct tlog *log);
 /* Starts the vCPU threads (still paused). */
 int domain_start_vcpus(struct domain *d);
-void domain_pause(struct domain *d);     /* returns with every vCPU parked */
-void domain_unpause(struct domain *d);
 bool domain_is_paused(struct domain *d);
+
+/* logdirty.c's part of building and tearing down. */
+int logdirty_setup_vm(struct domain *d, enum domain_logdirty_mode want);
+int logdirty_setup_vcpu(struct domain *d, struct vcpu *v);
+void logdirty_teardown_vcpu(struct domain *d, struct vcpu *v);
+void logdirty_ring_full(struct domain *d, struct vcpu *v);
 void domain_destroy(struct domain *d);   /* stops threads, frees all */
 
 #endif

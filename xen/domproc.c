@@ -25,15 +25,29 @@
 struct client {
     int fd;
     bool console;            /* attached console: raw bytes both ways */
+    int passed_fd;           /* an fd that came with the command, or -1 */
     char buf[256];
     size_t len;
+};
+
+/* A save runs in its own thread so the main loop keeps serving the
+ * console and other clients meanwhile. */
+struct job {
+    bool running;
+    pthread_t thread;
+    struct client *client;   /* to answer; NULL once it hung up */
+    int fd;
+    char options[200];
+    int rc;
+    char summary[300];
 };
 
 struct domproc {
     struct domproc_args *a;
     struct domain *d;
     struct registry_entry reg;
-    int epfd, listen_fd, console_efd, end_efd, signal_fd, console_log_fd;
+    int epfd, listen_fd, console_efd, end_efd, signal_fd, console_log_fd, job_efd;
+    struct job job;
     bool user_paused;
     bool quit;
 
@@ -148,9 +162,9 @@ static enum domain_state running_state(struct domproc *dp)
     return dp->user_paused ? DOMAIN_STATE_PAUSED : DOMAIN_STATE_RUNNING;
 }
 
-static int build_domain(struct domproc *dp)
+static int build_domain(struct domproc *dp, bool for_restore)
 {
-    int rc = domain_create(&dp->d, &dp->a->config, on_end, on_console, dp, &dp->log);
+    int rc = domain_create(&dp->d, &dp->a->config, for_restore, on_end, on_console, dp, &dp->log);
     if (rc)
         return rc;
     rc = domain_start_vcpus(dp->d);
@@ -198,7 +212,7 @@ static void handle_end(struct domproc *dp)
     case DOMAIN_ACTION_RESTART:
         domain_destroy(dp->d);
         dp->d = NULL;
-        if (build_domain(dp)) {
+        if (build_domain(dp, false)) {
             tlog_error(&dp->log, "domain %u (%s): restart failed; destroying it", dp->a->domid, c->name);
             dp->quit = true;
             break;
@@ -214,7 +228,12 @@ static void client_close(struct domproc *dp, struct client *c)
 {
     epoll_ctl(dp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
+    if (c->passed_fd >= 0)
+        close(c->passed_fd);
+    if (dp->job.client == c)
+        dp->job.client = NULL;
     c->fd = -1;
+    c->passed_fd = -1;
     c->console = false;
     c->len = 0;
 }
@@ -232,6 +251,82 @@ static void reply(struct client *c, int err, const char *fmt, ...)
     if (n > (int)sizeof(line) - 1)
         n = sizeof(line) - 1;
     send(c->fd, line, n, MSG_NOSIGNAL);
+}
+
+static void *save_thread(void *arg)
+{
+    struct domproc *dp = arg;
+    struct job *j = &dp->job;
+    j->rc = dp->a->hooks->save(dp->d, j->fd, j->options, j->summary, sizeof(j->summary), &dp->log);
+    uint64_t one = 1;
+    if (write(dp->job_efd, &one, sizeof(one)) < 0) { /* already signalled */ }
+    return NULL;
+}
+
+/* "save [options]" with the image's fd attached: the domain is paused for
+ * the save and stays paused afterwards; the client then destroys,
+ * unpauses or leaves it, as xl save's options say. */
+static bool start_save(struct domproc *dp, struct client *c, const char *options)
+{
+    struct job *j = &dp->job;
+    if (c->passed_fd < 0) {
+        reply(c, EINVAL, "save needs the image's file descriptor");
+        return false;
+    }
+    if (!dp->a->hooks || !dp->a->hooks->save) {
+        reply(c, ENOTSUP, "this domain process cannot save");
+        return false;
+    }
+    if (j->running) {
+        reply(c, EBUSY, "a save is already in progress");
+        return false;
+    }
+    memset(j, 0, sizeof(*j));
+    j->fd = c->passed_fd;
+    c->passed_fd = -1;
+    j->client = c;
+    snprintf(j->options, sizeof(j->options), "%s", options);
+    domain_pause(dp->d);
+    int rc = pthread_create(&j->thread, NULL, save_thread, dp);
+    if (rc) {
+        domain_unpause(dp->d);
+        close(j->fd);
+        reply(c, rc, "cannot start the save: %s", strerror(rc));
+        return false;
+    }
+    j->running = true;
+    return true;
+}
+
+static void finish_save(struct domproc *dp)
+{
+    struct job *j = &dp->job;
+    uint64_t v;
+    if (read(dp->job_efd, &v, sizeof(v)) < 0 || !j->running)
+        return;
+    pthread_join(j->thread, NULL);
+    j->running = false;
+    close(j->fd);
+    /* The save's pause becomes the user's: the domain stays paused. */
+    if (dp->user_paused)
+        domain_unpause(dp->d);
+    dp->user_paused = true;
+    update_registry(dp, DOMAIN_STATE_PAUSED, NULL);
+    /* The save's own error says where it failed; keep it for the client
+     * before logging anything else. */
+    char why[sizeof(dp->last_error)];
+    snprintf(why, sizeof(why), "%s", dp->last_error[0] ? dp->last_error : strerror(-j->rc));
+    if (j->rc)
+        tlog_warn(&dp->log, "save failed: %s", why);
+    else
+        tlog_info(&dp->log, "saved: %s", j->summary);
+    if (j->client) {
+        if (j->rc)
+            reply(j->client, -j->rc, "%s", why);
+        else
+            reply(j->client, 0, "%s", j->summary);
+        client_close(dp, j->client);
+    }
 }
 
 /* Returns true when the connection stays open. */
@@ -269,6 +364,14 @@ static bool handle_command(struct domproc *dp, struct client *c, const char *cmd
     } else if (strcmp(cmd, "status") == 0) {
         reply(c, 0, "domid=%u name=%s state=%s vcpus=%u memory=%llu", dp->a->domid, cfg->name,
               domain_state_name(dp->reg.state), cfg->vcpus, (unsigned long long)cfg->memory_mb);
+    } else if (strcmp(cmd, "save") == 0 || strncmp(cmd, "save ", 5) == 0) {
+        if (ended) {
+            reply(c, EINVAL, "domain %s has %s", cfg->name, domain_state_name(dp->reg.state));
+            return false;
+        }
+        dp->last_error[0] = '\0';
+        /* The connection stays open for the answer when the save ends. */
+        return start_save(dp, c, cmd[4] ? cmd + 5 : "");
     } else if (strcmp(cmd, "console") == 0) {
         reply(c, 0, "%s", "");
         c->console = true;
@@ -292,10 +395,33 @@ static void handle_client(struct domproc *dp, struct client *c)
             uart_receive(&dp->d->uart, buf, (unsigned)r);
         return;
     }
-    ssize_t r = read(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len);
+    if (dp->job.client == c)
+        return; /* waiting for its save: nothing more to read */
+    /* recvmsg, because a command may come with a file descriptor. */
+    struct iovec iov = { .iov_base = c->buf + c->len, .iov_len = sizeof(c->buf) - 1 - c->len };
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                          .msg_controllen = sizeof(ctl.buf) };
+    ssize_t r = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC);
     if (r <= 0) {
         client_close(dp, c);
         return;
+    }
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        int n = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            if (c->passed_fd < 0)
+                c->passed_fd = fd;
+            else
+                close(fd); /* one descriptor per command */
+        }
     }
     c->len += r;
     char *nl = memchr(c->buf, '\n', c->len);
@@ -323,6 +449,7 @@ static void accept_client(struct domproc *dp)
         c->fd = fd;
         c->len = 0;
         c->console = false;
+        c->passed_fd = -1;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         epoll_ctl(dp->epfd, EPOLL_CTL_ADD, fd, &ev);
         return;
@@ -381,12 +508,13 @@ int domproc_main(struct domproc_args *a)
     dp->a = a;
     dp->log = (struct tlog){ .fn = domproc_log, .opaque = dp, .min_level = TLOG_DEBUG };
     dp->epfd = dp->listen_fd = dp->console_efd = dp->end_efd = dp->signal_fd = dp->console_log_fd = -1;
+    dp->job_efd = -1;
     for (unsigned i = 0; i < MAX_CLIENTS; i++)
-        dp->clients[i].fd = -1;
+        dp->clients[i].fd = dp->clients[i].passed_fd = -1;
     pthread_mutex_init(&dp->ring_lock, NULL);
     pthread_mutex_init(&dp->end_lock, NULL);
     int status = 1;
-    char errbuf[300] = "domain process failed to start";
+    char errbuf[400] = "domain process failed to start";
 
     /* Termination signals become events; vCPU threads inherit the mask. */
     sigset_t sigs;
@@ -407,13 +535,29 @@ int domproc_main(struct domproc_args *a)
     dp->console_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     dp->end_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     dp->signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
-    if (dp->epfd < 0 || dp->console_efd < 0 || dp->end_efd < 0 || dp->signal_fd < 0) {
+    dp->job_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (dp->epfd < 0 || dp->console_efd < 0 || dp->end_efd < 0 || dp->signal_fd < 0 || dp->job_efd < 0) {
         snprintf(errbuf, sizeof(errbuf), "setting up the domain process: %s", strerror(errno));
         goto fail;
     }
-    if (build_domain(dp)) {
+    bool restoring = a->restore_fd >= 0;
+    if (build_domain(dp, restoring)) {
         snprintf(errbuf, sizeof(errbuf), "%s", dp->last_error[0] ? dp->last_error : "cannot build the domain");
         goto fail;
+    }
+    char summary[300] = "";
+    if (restoring) {
+        int rc = a->hooks && a->hooks->restore
+                     ? a->hooks->restore(dp->d, a->restore_fd, summary, sizeof(summary), &dp->log)
+                     : -ENOTSUP;
+        close(a->restore_fd);
+        a->restore_fd = -1;
+        if (rc) {
+            snprintf(errbuf, sizeof(errbuf), "restore failed: %s",
+                     dp->last_error[0] ? dp->last_error : strerror(-rc));
+            goto fail;
+        }
+        tlog_info(&dp->log, "restored: %s", summary);
     }
     dp->listen_fd = open_listen_socket(dp);
     if (dp->listen_fd < 0) {
@@ -424,6 +568,7 @@ int domproc_main(struct domproc_args *a)
     epoll_add(dp->epfd, dp->console_efd, &dp->console_efd);
     epoll_add(dp->epfd, dp->end_efd, &dp->end_efd);
     epoll_add(dp->epfd, dp->signal_fd, &dp->signal_fd);
+    epoll_add(dp->epfd, dp->job_efd, &dp->job_efd);
 
     dp->reg = (struct registry_entry){
         .domid = a->domid, .pid = getpid(), .memory_mb = a->config.memory_mb,
@@ -439,7 +584,7 @@ int domproc_main(struct domproc_args *a)
     tlog_info(&dp->log, "domain %u (%s) started%s: %llu MiB, %u vCPUs, kernel %s", a->domid, a->config.name,
               a->start_paused ? " paused" : "", (unsigned long long)a->config.memory_mb, a->config.vcpus,
               a->config.kernel);
-    tell_ready(a->ready_fd, "ok %u\n", a->domid);
+    tell_ready(a->ready_fd, "ok %u%s%s\n", a->domid, summary[0] ? " " : "", summary);
     a->ready_fd = -1;
 
     while (!dp->quit) {
@@ -455,6 +600,8 @@ int domproc_main(struct domproc_args *a)
                 drain_console(dp);
             } else if (tag == &dp->end_efd) {
                 handle_end(dp);
+            } else if (tag == &dp->job_efd) {
+                finish_save(dp);
             } else if (tag == &dp->signal_fd) {
                 struct signalfd_siginfo si;
                 if (read(dp->signal_fd, &si, sizeof(si)) == sizeof(si))
@@ -477,6 +624,15 @@ out:
     /* Mark it dying first, so a racing xl list sees why it is going. */
     if (dp->reg.domid)
         update_registry(dp, DOMAIN_STATE_DYING, NULL);
+    if (dp->job.running) {
+        /* A save in flight ends on its own (a file write completes, a
+         * pipe breaks when its reader goes); xl destroy kills a process
+         * that takes too long. */
+        pthread_join(dp->job.thread, NULL);
+        close(dp->job.fd);
+    }
+    if (a->restore_fd >= 0)
+        close(a->restore_fd);
     domain_destroy(dp->d);
     if (dp->console_efd >= 0)
         drain_console(dp);
@@ -486,7 +642,7 @@ out:
     registry_remove(&a->paths, a->domid);
     if (dp->listen_fd >= 0)
         close(dp->listen_fd);
-    int fds[] = { dp->epfd, dp->console_efd, dp->end_efd, dp->signal_fd, dp->console_log_fd };
+    int fds[] = { dp->epfd, dp->console_efd, dp->end_efd, dp->signal_fd, dp->console_log_fd, dp->job_efd };
     for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);

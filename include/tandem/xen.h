@@ -27,6 +27,16 @@ enum domain_action {
 const char *domain_action_name(enum domain_action a);
 int domain_action_parse(const char *s, enum domain_action *out);
 
+/* How a domain tracks the pages its guest writes (see xen/logdirty.c):
+ * KVM's per-vCPU dirty ring (PML-style), or the dirty bitmap. */
+enum domain_logdirty_mode {
+    DOMAIN_LOGDIRTY_AUTO,      /* the ring where KVM has it */
+    DOMAIN_LOGDIRTY_RING,
+    DOMAIN_LOGDIRTY_BITMAP,
+};
+const char *domain_logdirty_mode_name(enum domain_logdirty_mode m);
+int domain_logdirty_mode_parse(const char *s, enum domain_logdirty_mode *out);
+
 struct domain_config {
     char name[DOMAIN_NAME_MAX];
     uint64_t memory_mb;
@@ -34,6 +44,7 @@ struct domain_config {
     char kernel[4096];
     char cmdline[2048];
     enum domain_action on_poweroff, on_reboot, on_crash;
+    enum domain_logdirty_mode log_dirty;
 };
 void domain_config_init(struct domain_config *c);      /* Xen's defaults */
 int domain_config_check(const struct domain_config *c, const struct tlog *log);
@@ -100,13 +111,99 @@ bool registry_entry_alive(const struct registry_entry *e);
 int domain_config_to_json(const struct domain_config *c, char *buf, size_t len);
 int domain_config_from_json(const char *json, struct domain_config *c, const struct tlog *log);
 
+/* ---- Domain state, for save, restore and migration ---------------------
+ * These run inside the domain process, which owns the domain.  State is
+ * read and written only while the domain is paused. */
+struct domain;
+
+struct domain_ram_region {
+    uint64_t gpa, size;
+    uint8_t *host;                    /* the domain process's mapping */
+};
+/* The guest's RAM; returns the number of regions (at most 2). */
+unsigned domain_ram_regions(struct domain *d, struct domain_ram_region out[2]);
+/* Highest guest frame number + 1. */
+uint64_t domain_max_pfn(struct domain *d);
+void domain_pause(struct domain *d);     /* returns with every vCPU parked */
+void domain_unpause(struct domain *d);
+unsigned domain_nr_vcpus(struct domain *d);
+
+/* vCPU and platform state as Xen's HVM context blob: save descriptors
+ * {u16 typecode, u16 instance, u32 length} and records from libxen-dev's
+ * xen/arch-x86/hvm/save.h (HEADER, CPU, PIC, IOAPIC, LAPIC, LAPIC_REGS,
+ * PIT, MTRR, CPU_XSAVE, CPU_MSR, END).  KVM state that has no Xen record
+ * travels in extra records with Tandem typecodes (docs/stream-extensions.md),
+ * never dropped.  *blob is malloc'd. */
+int domain_get_hvm_context(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log);
+/* Strict: every length and typecode is checked; a bad blob changes nothing
+ * it has not validated first and returns -EINVAL with a logged reason. */
+int domain_set_hvm_context(struct domain *d, const uint8_t *blob, size_t len, const struct tlog *log);
+
+/* X86_TSC_INFO's fields (libxc stream spec). */
+struct domain_tsc_info {
+    uint32_t mode;                    /* 0 = default */
+    uint32_t khz;
+    uint64_t nsec;                    /* guest's elapsed ns (kvmclock) */
+    uint32_t incarnation;
+};
+int domain_get_tsc_info(struct domain *d, struct domain_tsc_info *out, const struct tlog *log);
+int domain_set_tsc_info(struct domain *d, const struct domain_tsc_info *in, const struct tlog *log);
+
+/* HVM_PARAMS entries that mean something on KVM (e.g. the identity-map
+ * and TSS addresses as HVM_PARAM_IDENT_PT / HVM_PARAM_VM86_TSS_SIZED). */
+struct domain_hvm_param { uint64_t index, value; };
+int domain_get_hvm_params(struct domain *d, struct domain_hvm_param **out, unsigned *n, const struct tlog *log);
+int domain_set_hvm_params(struct domain *d, const struct domain_hvm_param *p, unsigned n, const struct tlog *log);
+
+/* CPUID and MSR policies, laid out as Xen's xen_cpuid_leaf_t and
+ * xen_msr_entry_t (public/arch-x86/xen.h). */
+struct domain_cpuid_leaf { uint32_t leaf, subleaf, a, b, c, d; };
+struct domain_msr_entry { uint32_t idx, flags; uint64_t val; };
+int domain_get_cpuid_policy(struct domain *d, struct domain_cpuid_leaf **out, unsigned *n, const struct tlog *log);
+/* Applies a policy from a stream to a domain whose vCPUs have not run;
+ * -EOPNOTSUPP naming the features this host cannot give. */
+int domain_set_cpuid_policy(struct domain *d, const struct domain_cpuid_leaf *l, unsigned n, const struct tlog *log);
+int domain_get_msr_policy(struct domain *d, struct domain_msr_entry **out, unsigned *n, const struct tlog *log);
+int domain_set_msr_policy(struct domain *d, const struct domain_msr_entry *m, unsigned n, const struct tlog *log);
+
+/* Log-dirty.  Start before the first pass over memory; each harvest ORs
+ * the pfns dirtied since the previous one into `bitmap` (max_pfn bits)
+ * and re-protects them, so a page is copied only after its harvest. */
+enum domain_logdirty_mode domain_logdirty_mode(struct domain *d);   /* the one in use */
+size_t domain_logdirty_bitmap_words(struct domain *d);
+int domain_logdirty_start(struct domain *d, const struct tlog *log);
+int domain_logdirty_harvest(struct domain *d, uint64_t *bitmap, uint64_t *count);
+void domain_logdirty_stop(struct domain *d);
+/* Pages vCPU `vcpu` has dirtied since creation (ring mode; 0 in bitmap
+ * mode), for per-vCPU dirty rates; and how often a ring filled up. */
+uint64_t domain_vcpu_dirtied(struct domain *d, unsigned vcpu);
+uint64_t domain_ring_full_exits(struct domain *d);
+
+/* Device models' state (the UART now), for EMULATOR_CONTEXT. */
+int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log);
+int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, const struct tlog *log);
+
 /* ---- The per-domain process -------------------------------------------- */
+/* What the layers above provide to save and restore a domain; the domain
+ * process calls them, so xen/ never depends on migration/.  Each returns 0
+ * or -errno and may fill `summary` with a one-line result for the client. */
+struct domproc_hooks {
+    /* Writes the domain's image to fd.  `options` is the rest of the
+     * client's "save" line.  Called with the domain paused. */
+    int (*save)(struct domain *d, int fd, const char *options, char *summary, size_t len,
+                const struct tlog *log);
+    /* Reads an image from fd into a domain built for restore. */
+    int (*restore)(struct domain *d, int fd, char *summary, size_t len, const struct tlog *log);
+};
+
 struct domproc_args {
     struct host_paths paths;
     struct domain_config config;
     unsigned domid;
     bool start_paused;
-    int ready_fd;            /* gets "ok\n" or "error <text>\n", then closed */
+    int ready_fd;            /* gets "ok <domid> [summary]\n" or "error <text>\n" */
+    int restore_fd;          /* >= 0: build the domain from this image, don't boot */
+    const struct domproc_hooks *hooks;
     const struct tlog *log;  /* the domain's log file */
 };
 /* Builds the domain, serves its control socket until it is destroyed.
@@ -118,6 +215,9 @@ int domproc_main(struct domproc_args *a);
 int control_connect(const struct host_paths *p, unsigned domid, const struct tlog *log);
 int control_command(const struct host_paths *p, unsigned domid, const char *cmd,
                     char *reply, size_t reply_len, const struct tlog *log);
+/* The same, handing `fd` to the domain process with the command. */
+int control_command_fd(const struct host_paths *p, unsigned domid, const char *cmd, int fd,
+                       char *reply, size_t reply_len, const struct tlog *log);
 
 /* ---- Host facts (xl info) --------------------------------------------- */
 struct kvm_host_info {

@@ -62,8 +62,13 @@ write_cfg() {
 console_log() { echo "$TANDEM_STATE_DIR/console/$1.log"; }
 domain_log() { echo "$TANDEM_STATE_DIR/log/xl-$1.log"; }
 
-# Status lines of a domain's console (TANDEM-GUEST seq=...).
-status_lines() { grep -a '^TANDEM-GUEST seq=' "$(console_log "$1")" 2>/dev/null | tr -d '\r'; }
+# Status lines of a domain's console (TANDEM-GUEST seq=...).  Only whole
+# lines count: a guest paused (or saved) mid-line finishes it later.
+complete_lines() {
+    [ -f "$1" ] || return 0
+    if [ -n "$(tail -c 1 "$1")" ]; then head -n -1 "$1"; else cat "$1"; fi
+}
+status_lines() { complete_lines "$(console_log "$1")" | grep -a '^TANDEM-GUEST seq=' | tr -d '\r'; }
 last_status() { status_lines "$1" | tail -n 1; }
 nstatus() { status_lines "$1" | wc -l; }
 

@@ -1,0 +1,195 @@
+/* Save: a paused domain becomes a libxl stream with the libxc image
+ * inline, in the order Xen's spec sets:
+ *   libxl header, LIBXC_CONTEXT,
+ *     libxc headers, X86_CPUID_POLICY, X86_MSR_POLICY, STATIC_DATA_END,
+ *     PAGE_DATA..., X86_TSC_INFO, HVM_PARAMS, HVM_CONTEXT, END,
+ *   EMULATOR_CONTEXT (Tandem's device models), END. */
+#include "config.h"
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "tandem/migration.h"
+#include "tandem/streams.h"
+#include "migration_internal.h"
+
+uint64_t migration_now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void migration_stats_format(const struct migration_stats *st, char *buf, size_t len)
+{
+    snprintf(buf, len, "pages=%" PRIu64 " zero_pages=%" PRIu64 " bytes=%" PRIu64 " time_ms=%" PRIu64,
+             st->pages, st->zero_pages, st->bytes, st->usec / 1000);
+}
+
+/* CPUID and MSR policies, then STATIC_DATA_END: what the receiver checks
+ * before any memory is sent. */
+int migration_write_static_data(struct domain *d, struct stream_sink *s, const struct tlog *log)
+{
+    struct domain_cpuid_leaf *leaves = NULL;
+    struct domain_msr_entry *msrs = NULL;
+    xen_cpuid_leaf_t *xl = NULL;
+    xen_msr_entry_t *xm = NULL;
+    unsigned nl = 0, nm = 0;
+    int rc = domain_get_cpuid_policy(d, &leaves, &nl, log);
+    if (!rc)
+        rc = domain_get_msr_policy(d, &msrs, &nm, log);
+    if (!rc && (!(xl = calloc(nl ? nl : 1, sizeof(*xl))) || !(xm = calloc(nm ? nm : 1, sizeof(*xm)))))
+        rc = -ENOMEM;
+    if (rc)
+        goto out;
+    for (unsigned i = 0; i < nl; i++)
+        xl[i] = (xen_cpuid_leaf_t){ .leaf = leaves[i].leaf, .subleaf = leaves[i].subleaf,
+                                    .a = leaves[i].a, .b = leaves[i].b, .c = leaves[i].c, .d = leaves[i].d };
+    for (unsigned i = 0; i < nm; i++)
+        xm[i] = (xen_msr_entry_t){ .idx = msrs[i].idx, .flags = msrs[i].flags, .val = msrs[i].val };
+    if (nl)
+        rc = stream_write_cpuid_policy(s, xl, nl);
+    if (!rc && nm)
+        rc = stream_write_msr_policy(s, xm, nm);
+    if (!rc)
+        rc = stream_write_static_data_end(s);
+out:
+    free(leaves);
+    free(msrs);
+    free(xl);
+    free(xm);
+    return rc;
+}
+
+/* Sends pages, batched as Xen does; all-zero pages go as XALLOC with no
+ * data.  `want(pfn)` selects pages (NULL: all RAM). */
+int migration_write_pages(struct domain *d, struct stream_sink *s, const uint64_t *pfn_list, uint64_t n_list,
+                          struct migration_stats *st)
+{
+    struct domain_ram_region rr[2];
+    unsigned nr = domain_ram_regions(d, rr);
+    uint64_t pfns[STREAM_MAX_BATCH];
+    uint8_t types[STREAM_MAX_BATCH];
+    const void *pages[STREAM_MAX_BATCH];
+    unsigned n = 0;
+    int rc = 0;
+
+#define FLUSH_BATCH()                                                        \
+    do {                                                                     \
+        if (n && (rc = stream_write_page_data(s, n, pfns, types, pages)))   \
+            return rc;                                                       \
+        n = 0;                                                               \
+    } while (0)
+#define ADD_PAGE(pfn, host)                                                  \
+    do {                                                                     \
+        const void *pg_ = (host);                                            \
+        bool zero_ = stream_page_is_zero(pg_);                               \
+        pfns[n] = (pfn);                                                     \
+        types[n] = zero_ ? STREAM_PAGE_XALLOC : STREAM_PAGE_NORMAL;          \
+        pages[n] = zero_ ? NULL : pg_;                                       \
+        if (zero_) st->zero_pages++; else st->pages++;                       \
+        if (++n == STREAM_MAX_BATCH) FLUSH_BATCH();                          \
+    } while (0)
+
+    if (!pfn_list) {
+        for (unsigned r = 0; r < nr; r++) {
+            uint64_t first = rr[r].gpa / STREAM_PAGE_SIZE, count = rr[r].size / STREAM_PAGE_SIZE;
+            for (uint64_t i = 0; i < count; i++)
+                ADD_PAGE(first + i, rr[r].host + i * STREAM_PAGE_SIZE);
+        }
+    } else {
+        for (uint64_t i = 0; i < n_list; i++) {
+            uint8_t *host = migration_pfn_to_host(rr, nr, pfn_list[i]);
+            if (host)
+                ADD_PAGE(pfn_list[i], host);
+        }
+    }
+    FLUSH_BATCH();
+    return 0;
+#undef ADD_PAGE
+#undef FLUSH_BATCH
+}
+
+uint8_t *migration_pfn_to_host(const struct domain_ram_region *rr, unsigned nr, uint64_t pfn)
+{
+    uint64_t gpa = pfn * STREAM_PAGE_SIZE;
+    for (unsigned r = 0; r < nr; r++)
+        if (gpa >= rr[r].gpa && gpa - rr[r].gpa < rr[r].size)
+            return rr[r].host + (gpa - rr[r].gpa);
+    return NULL;
+}
+
+/* The end of a libxc image: TSC info, HVM params, HVM context, END. */
+int migration_write_cpu_state(struct domain *d, struct stream_sink *s, const struct tlog *log)
+{
+    struct domain_tsc_info tsc;
+    struct domain_hvm_param *params = NULL;
+    unsigned np = 0;
+    uint8_t *ctx = NULL;
+    size_t ctx_len = 0;
+    struct stream_hvm_param *sp = NULL;
+    int rc = domain_get_tsc_info(d, &tsc, log);
+    if (!rc)
+        rc = domain_get_hvm_params(d, &params, &np, log);
+    if (!rc)
+        rc = domain_get_hvm_context(d, &ctx, &ctx_len, log);
+    if (rc)
+        goto out;
+    struct stream_tsc_info st = { .mode = tsc.mode, .khz = tsc.khz, .nsec = tsc.nsec,
+                                  .incarnation = tsc.incarnation };
+    if ((rc = stream_write_tsc_info(s, &st)))
+        goto out;
+    if (np) {
+        if (!(sp = calloc(np, sizeof(*sp)))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        for (unsigned i = 0; i < np; i++)
+            sp[i] = (struct stream_hvm_param){ .index = params[i].index, .value = params[i].value };
+        if ((rc = stream_write_hvm_params(s, sp, np)))
+            goto out;
+    }
+    if ((rc = stream_write_hvm_context(s, ctx, ctx_len)))
+        goto out;
+    rc = stream_write_libxc_end(s);
+out:
+    free(params);
+    free(sp);
+    free(ctx);
+    return rc;
+}
+
+int migration_write_device_state(struct domain *d, struct stream_sink *s, const struct tlog *log)
+{
+    uint8_t *dev = NULL;
+    size_t len = 0;
+    int rc = domain_get_device_state(d, &dev, &len, log);
+    if (!rc)
+        rc = stream_write_emulator_context(s, 0, dev, len);
+    free(dev);
+    return rc;
+}
+
+int migration_save(struct domain *d, int fd, struct migration_stats *st, const struct tlog *log)
+{
+    struct stream_sink *s;
+    uint64_t start = migration_now_usec();
+    memset(st, 0, sizeof(*st));
+    int rc = stream_sink_new(fd, log, &s);
+    if (rc)
+        return rc;
+    if ((rc = stream_write_libxl_header(s)) || (rc = stream_write_libxc_context(s)) ||
+        (rc = stream_write_libxc_header(s, TANDEM_VERSION_MAJOR, TANDEM_VERSION_MINOR)) ||
+        (rc = migration_write_static_data(d, s, log)) ||
+        (rc = migration_write_pages(d, s, NULL, 0, st)) ||
+        (rc = migration_write_cpu_state(d, s, log)) ||
+        (rc = migration_write_device_state(d, s, log)) ||
+        (rc = stream_write_libxl_end(s)) || (rc = stream_sink_flush(s)))
+        tlog_error(log, "writing the image at byte %" PRIu64 ": %s", stream_sink_offset(s), strerror(-rc));
+    st->bytes = stream_sink_offset(s);
+    st->usec = migration_now_usec() - start;
+    stream_sink_free(s);
+    return rc;
+}

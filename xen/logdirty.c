@@ -1,0 +1,280 @@
+/* Log-dirty: which guest pages changed since the last look.
+ *
+ * The default is KVM's dirty ring, one per vCPU, harvested and reset as
+ * Intel's PML log is: the cost of a harvest grows with the pages dirtied,
+ * not with the guest's size, and each entry says which vCPU dirtied the
+ * page, which gives per-vCPU dirty rates for throttling.  Where the ring
+ * is missing, the per-slot dirty bitmap with manual re-protection is the
+ * fallback.  KVM makes the choice permanent for a VM (the ring must be on
+ * before any vCPU exists), so it is made when the domain is created. */
+#include "config.h"
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "domain.h"
+
+#define RING_ENTRIES 4096           /* 64 KiB per vCPU; QEMU's usual size */
+
+enum domain_logdirty_mode domain_logdirty_mode(struct domain *d)
+{
+    return d->logdirty_mode;
+}
+
+/* Called before any vCPU exists: picks the mode and turns the ring on. */
+int logdirty_setup_vm(struct domain *d, enum domain_logdirty_mode want)
+{
+    int acq_rel = ioctl(d->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING_ACQ_REL);
+    int max = ioctl(d->vm_fd, KVM_CHECK_EXTENSION,
+                    acq_rel > 0 ? KVM_CAP_DIRTY_LOG_RING_ACQ_REL : KVM_CAP_DIRTY_LOG_RING);
+    bool ring_ok = max >= (int)(RING_ENTRIES * sizeof(struct kvm_dirty_gfn));
+
+    if (want == DOMAIN_LOGDIRTY_RING && !ring_ok) {
+        tlog_error(d->log, "log_dirty=\"ring\": this host's KVM has no dirty ring");
+        return -EOPNOTSUPP;
+    }
+    if (want != DOMAIN_LOGDIRTY_BITMAP && ring_ok) {
+        struct kvm_enable_cap cap = {
+            .cap = acq_rel > 0 ? KVM_CAP_DIRTY_LOG_RING_ACQ_REL : KVM_CAP_DIRTY_LOG_RING,
+            .args = { RING_ENTRIES * sizeof(struct kvm_dirty_gfn) },
+        };
+        if (ioctl(d->vm_fd, KVM_ENABLE_CAP, &cap) == 0) {
+            d->logdirty_mode = DOMAIN_LOGDIRTY_RING;
+            d->ring_entries = RING_ENTRIES;
+            return 0;
+        }
+        if (want == DOMAIN_LOGDIRTY_RING) {
+            int err = errno;
+            tlog_error(d->log, "enabling the dirty ring: %s", strerror(err));
+            return -err;
+        }
+        tlog_warn(d->log, "dirty ring refused (%s); using the dirty bitmap", strerror(errno));
+    }
+    /* Bitmap: re-protect only what we harvest (manual protect), so a
+     * harvest never write-protects all of memory at once. */
+    struct kvm_enable_cap cap = { .cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+                                  .args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE } };
+    if (ioctl(d->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+        int err = errno;
+        tlog_error(d->log, "this host's KVM has neither a dirty ring nor manual dirty-log protection: %s",
+                   strerror(err));
+        return -err;
+    }
+    d->logdirty_mode = DOMAIN_LOGDIRTY_BITMAP;
+    return 0;
+}
+
+int logdirty_setup_vcpu(struct domain *d, struct vcpu *v)
+{
+    if (d->logdirty_mode != DOMAIN_LOGDIRTY_RING)
+        return 0;
+    size_t len = d->ring_entries * sizeof(struct kvm_dirty_gfn);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+                   (off_t)KVM_DIRTY_LOG_PAGE_OFFSET * getpagesize());
+    if (p == MAP_FAILED) {
+        int err = errno;
+        tlog_error(d->log, "vcpu%u: mapping its dirty ring: %s", v->id, strerror(err));
+        return -err;
+    }
+    v->ring = p;
+    return 0;
+}
+
+void logdirty_teardown_vcpu(struct domain *d, struct vcpu *v)
+{
+    if (v->ring)
+        munmap(v->ring, d->ring_entries * sizeof(struct kvm_dirty_gfn));
+    v->ring = NULL;
+}
+
+static void set_pfn(uint64_t *bitmap, uint64_t max_pfn, uint64_t pfn)
+{
+    if (bitmap && pfn < max_pfn)
+        __atomic_fetch_or(&bitmap[pfn / 64], 1ULL << (pfn % 64), __ATOMIC_RELAXED);
+}
+
+/* Moves one vCPU's dirty entries into bitmap (NULL: drop them) and marks
+ * them for reset.  Returns how many there were. */
+static uint64_t harvest_ring(struct domain *d, struct vcpu *v, uint64_t *bitmap)
+{
+    uint64_t n = 0, max_pfn = domain_max_pfn(d);
+    pthread_mutex_lock(&v->ring_lock);
+    for (;;) {
+        struct kvm_dirty_gfn *e = &v->ring[v->ring_fetch % d->ring_entries];
+        uint32_t flags = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+        if (!(flags & KVM_DIRTY_GFN_F_DIRTY))
+            break;
+        uint32_t slot = e->slot & 0xffff;
+        if (slot < d->mem.nr_regions)
+            set_pfn(bitmap, max_pfn, d->mem.region[slot].gpa / GUEST_PAGE_SIZE + e->offset);
+        __atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+        v->ring_fetch++;
+        n++;
+    }
+    v->dirtied += n;
+    pthread_mutex_unlock(&v->ring_lock);
+    return n;
+}
+
+/* A vCPU whose ring filled up empties it itself and goes on: no page is
+ * lost and the vCPU waits for nobody. */
+void logdirty_ring_full(struct domain *d, struct vcpu *v)
+{
+    pthread_mutex_lock(&d->logdirty_lock);
+    uint64_t *pending = d->logdirty_pending;
+    harvest_ring(d, v, pending);
+    pthread_mutex_unlock(&d->logdirty_lock);
+    ioctl(d->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+    __atomic_fetch_add(&d->ring_full_exits, 1, __ATOMIC_RELAXED);
+}
+
+static int set_slot_logging(struct domain *d, bool on)
+{
+    for (unsigned i = 0; i < d->mem.nr_regions; i++) {
+        struct kvm_userspace_memory_region r = {
+            .slot = i, .flags = on ? KVM_MEM_LOG_DIRTY_PAGES : 0,
+            .guest_phys_addr = d->mem.region[i].gpa, .memory_size = d->mem.region[i].size,
+            .userspace_addr = (uintptr_t)d->mem.region[i].host,
+        };
+        if (ioctl(d->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0) {
+            int err = errno;
+            tlog_error(d->log, "%s dirty logging on slot %u: %s", on ? "enabling" : "disabling", i,
+                       strerror(err));
+            return -err;
+        }
+    }
+    return 0;
+}
+
+size_t domain_logdirty_bitmap_words(struct domain *d)
+{
+    return (size_t)((domain_max_pfn(d) + 63) / 64);
+}
+
+int domain_logdirty_start(struct domain *d, const struct tlog *log)
+{
+    if (d->logdirty_on)
+        return -EBUSY;
+    uint64_t *pending = calloc(domain_logdirty_bitmap_words(d), sizeof(uint64_t));
+    if (!pending)
+        return -ENOMEM;
+    /* Entries left from an earlier round describe writes that round
+     * already sent; drop them before logging anew. */
+    for (unsigned i = 0; i < d->nr_vcpus; i++)
+        if (d->vcpus[i].ring)
+            harvest_ring(d, &d->vcpus[i], NULL);
+    pthread_mutex_lock(&d->logdirty_lock);
+    d->logdirty_pending = pending;
+    pthread_mutex_unlock(&d->logdirty_lock);
+    int rc = set_slot_logging(d, true);
+    if (rc) {
+        domain_logdirty_stop(d);
+        return rc;
+    }
+    d->logdirty_on = true;
+    tlog_debug(log, "log-dirty on (%s)", domain_logdirty_mode_name(d->logdirty_mode));
+    return 0;
+}
+
+void domain_logdirty_stop(struct domain *d)
+{
+    set_slot_logging(d, false);
+    for (unsigned i = 0; i < d->nr_vcpus; i++)
+        if (d->vcpus[i].ring)
+            harvest_ring(d, &d->vcpus[i], NULL);
+    if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
+        ioctl(d->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+    pthread_mutex_lock(&d->logdirty_lock);
+    free(d->logdirty_pending);
+    d->logdirty_pending = NULL;
+    pthread_mutex_unlock(&d->logdirty_lock);
+    d->logdirty_on = false;
+}
+
+/* Bitmap mode: fetch and re-protect each slot's dirty bits. */
+static int harvest_bitmaps(struct domain *d, uint64_t *bitmap, uint64_t *count)
+{
+    for (unsigned i = 0; i < d->mem.nr_regions; i++) {
+        uint64_t pages = d->mem.region[i].size / GUEST_PAGE_SIZE;
+        size_t words = (pages + 63) / 64;
+        uint64_t *slot_bits = calloc(words, sizeof(uint64_t));
+        if (!slot_bits)
+            return -ENOMEM;
+        struct kvm_dirty_log dl = { .slot = i, .dirty_bitmap = slot_bits };
+        if (ioctl(d->vm_fd, KVM_GET_DIRTY_LOG, &dl) < 0) {
+            int err = errno;
+            free(slot_bits);
+            tlog_error(d->log, "KVM_GET_DIRTY_LOG slot %u: %s", i, strerror(err));
+            return -err;
+        }
+        /* Re-protect exactly what was reported, before anyone copies it. */
+        struct kvm_clear_dirty_log cl = { .slot = i, .num_pages = (uint32_t)pages, .first_page = 0,
+                                          .dirty_bitmap = slot_bits };
+        if (ioctl(d->vm_fd, KVM_CLEAR_DIRTY_LOG, &cl) < 0) {
+            int err = errno;
+            free(slot_bits);
+            tlog_error(d->log, "KVM_CLEAR_DIRTY_LOG slot %u: %s", i, strerror(err));
+            return -err;
+        }
+        uint64_t base = d->mem.region[i].gpa / GUEST_PAGE_SIZE; /* a multiple of 64 */
+        for (size_t w = 0; w < words; w++) {
+            if (!slot_bits[w])
+                continue;
+            bitmap[base / 64 + w] |= slot_bits[w];
+            *count += (uint64_t)__builtin_popcountll(slot_bits[w]);
+        }
+        free(slot_bits);
+    }
+    return 0;
+}
+
+int domain_logdirty_harvest(struct domain *d, uint64_t *bitmap, uint64_t *count_out)
+{
+    uint64_t count = 0;
+    if (!d->logdirty_on)
+        return -EINVAL;
+    if (d->logdirty_mode == DOMAIN_LOGDIRTY_BITMAP) {
+        int rc = harvest_bitmaps(d, bitmap, &count);
+        if (rc)
+            return rc;
+    } else {
+        for (unsigned i = 0; i < d->nr_vcpus; i++)
+            count += harvest_ring(d, &d->vcpus[i], bitmap);
+        /* What vCPUs emptied themselves on ring-full exits. */
+        pthread_mutex_lock(&d->logdirty_lock);
+        size_t words = domain_logdirty_bitmap_words(d);
+        for (size_t w = 0; w < words; w++) {
+            uint64_t bits = __atomic_exchange_n(&d->logdirty_pending[w], 0, __ATOMIC_RELAXED);
+            if (bits) {
+                bitmap[w] |= bits;
+                count += (uint64_t)__builtin_popcountll(bits);
+            }
+        }
+        pthread_mutex_unlock(&d->logdirty_lock);
+        if (ioctl(d->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0) {
+            int err = errno;
+            tlog_error(d->log, "KVM_RESET_DIRTY_RINGS: %s", strerror(err));
+            return -err;
+        }
+    }
+    if (count_out)
+        *count_out = count;
+    return 0;
+}
+
+uint64_t domain_vcpu_dirtied(struct domain *d, unsigned vcpu)
+{
+    if (vcpu >= d->nr_vcpus)
+        return 0;
+    pthread_mutex_lock(&d->vcpus[vcpu].ring_lock);
+    uint64_t n = d->vcpus[vcpu].dirtied;
+    pthread_mutex_unlock(&d->vcpus[vcpu].ring_lock);
+    return n;
+}
+
+uint64_t domain_ring_full_exits(struct domain *d)
+{
+    return __atomic_load_n(&d->ring_full_exits, __ATOMIC_RELAXED);
+}
