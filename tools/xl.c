@@ -39,6 +39,23 @@ static const struct xl_command commands[] = {
       "  -p             leave the domain paused after the restore\n"
       "  -e             do not wait in the background for the domain's death (accepted for xl compatibility)\n"
       "<ConfigFile> replaces the config stored in the image.\n" },
+    { "migrate", xl_cmd_migrate, "Migrate a domain to another host, live",
+      "[options] <Domain> <host>",
+      "  -s SSHCOMMAND      use SSHCOMMAND instead of ssh; with \"\" run '<host> xl migrate-receive'\n"
+      "                     directly (<host> is then a command prefix, e.g. 'ip netns exec B')\n"
+      "  -C CONFIG          send this config instead of the domain's own\n"
+      "  -e                 accepted for xl compatibility\n"
+      "  -p                 leave the domain paused on the destination\n"
+      "  --debug            print every precopy round\n"
+      "  --max-downtime MS  downtime target for the stop-and-copy (default 30)\n"
+      "  --max-iters N      precopy rounds at most (default 30)\n"
+      "  --bandwidth MBPS   limit the send rate to MBPS megabytes per second\n"
+      "  --logdirty MODE    ring or bitmap: insist on this dirty-page log\n"
+      "  --json             print the result as one JSON object on stdout\n" },
+    { "migrate-receive", xl_cmd_migrate_receive, "Receive a migrating domain (run by xl migrate)",
+      "[-d] [-e] [-p]",
+      "  -p             leave the domain paused once received\n"
+      "Reads the stream on standard input and answers on standard output.\n" },
     { "info", xl_cmd_info, "Get information about the host", "", "" },
     { "help", xl_cmd_help, "Print this help", "[command]", "" },
 };

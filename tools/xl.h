@@ -60,6 +60,8 @@ int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paus
 
 int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv);
+int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv);
 
 /* Attaches the terminal to a domain's console until Ctrl-] or its end. */
 int xl_console_attach(struct xl_ctx *ctx, unsigned domid);

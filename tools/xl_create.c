@@ -168,6 +168,10 @@ static void file_log_fn(void *opaque, enum tlog_level level, const char *msg)
 static void become_domain_process(struct xl_ctx *ctx, const struct domain_config *c, unsigned domid,
                                   bool paused, int ready_fd, int restore_fd)
 {
+    /* migrate-receive restores from its stdin: keep that stream out of
+     * the way of the redirections below. */
+    if (restore_fd >= 0 && restore_fd <= STDERR_FILENO)
+        restore_fd = fcntl(restore_fd, F_DUPFD_CLOEXEC, 3);
     char path[600];
     host_paths_domain_log(&ctx->paths, c->name, path, sizeof(path));
     int logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);

@@ -94,7 +94,14 @@ int control_command(const struct host_paths *p, unsigned domid, const char *cmd,
 int control_command_fd(const struct host_paths *p, unsigned domid, const char *cmd, int pass_fd,
                        char *reply, size_t reply_len, const struct tlog *log)
 {
-    char line[1024];
+    return control_command_progress(p, domid, cmd, pass_fd, NULL, NULL, reply, reply_len, log);
+}
+
+int control_command_progress(const struct host_paths *p, unsigned domid, const char *cmd, int pass_fd,
+                             void (*on_progress)(void *opaque, const char *line), void *opaque,
+                             char *reply, size_t reply_len, const struct tlog *log)
+{
+    char line[4096];
     int fd = control_connect(p, domid, log);
     if (fd < 0)
         return fd;
@@ -105,7 +112,13 @@ int control_command_fd(const struct host_paths *p, unsigned domid, const char *c
     }
     /* A save of a large guest takes a while; the timeout only guards
      * against a wedged process. */
-    rc = read_line(fd, line, sizeof(line), pass_fd >= 0 ? -1 : CONTROL_REPLY_TIMEOUT_MS);
+    for (;;) {
+        rc = read_line(fd, line, sizeof(line), pass_fd >= 0 ? -1 : CONTROL_REPLY_TIMEOUT_MS);
+        if (rc || strncmp(line, "progress ", 9) != 0)
+            break;
+        if (on_progress)
+            on_progress(opaque, line + 9);
+    }
     close(fd);
     if (rc) {
         tlog_error(log, "domain %u did not answer '%s': %s", domid, cmd, strerror(-rc));

@@ -340,6 +340,8 @@ static void vcpu_handle_exit(struct vcpu *v)
     }
 }
 
+static void vcpu_throttle_sleep(struct vcpu *v);
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -384,6 +386,7 @@ static void *vcpu_thread(void *arg)
                  * Entering KVM_RUN completed any earlier port access. */
                 v->run->immediate_exit = 0;
                 v->io_pending = false;
+                vcpu_throttle_sleep(v);
                 continue;
             }
             vcpu_end_domain(v, DOMAIN_END_CRASH, "vcpu%u: KVM_RUN failed: %s at RIP %#" PRIx64, v->id,
@@ -392,6 +395,59 @@ static void *vcpu_thread(void *arg)
         }
         v->io_pending = v->run->exit_reason == KVM_EXIT_IO || v->run->exit_reason == KVM_EXIT_MMIO;
         vcpu_handle_exit(v);
+    }
+}
+
+#define THROTTLE_PERIOD_US 10000
+
+/* A throttled vCPU, kicked once a period, gives up its share of it. */
+static void vcpu_throttle_sleep(struct vcpu *v)
+{
+    unsigned pct = __atomic_load_n(&v->throttle_pct, __ATOMIC_RELAXED);
+    if (pct)
+        usleep(THROTTLE_PERIOD_US * pct / 100);
+}
+
+static void *throttle_thread(void *arg)
+{
+    struct domain *d = arg;
+    pthread_setname_np(pthread_self(), "throttle");
+    while (!__atomic_load_n(&d->throttle_stop, __ATOMIC_ACQUIRE)) {
+        usleep(THROTTLE_PERIOD_US);
+        for (unsigned i = 0; i < d->nr_vcpus; i++) {
+            struct vcpu *v = &d->vcpus[i];
+            if (v->thread_started && __atomic_load_n(&v->throttle_pct, __ATOMIC_RELAXED)) {
+                __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+                pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+            }
+        }
+    }
+    return NULL;
+}
+
+int domain_set_vcpu_throttle(struct domain *d, unsigned vcpu, unsigned pct)
+{
+    if (vcpu >= d->nr_vcpus || pct > 99)
+        return -EINVAL;
+    __atomic_store_n(&d->vcpus[vcpu].throttle_pct, pct, __ATOMIC_RELAXED);
+    if (pct && !d->throttle_running) {
+        d->throttle_stop = false;
+        int rc = pthread_create(&d->throttle_thread, NULL, throttle_thread, d);
+        if (rc)
+            return -rc;
+        d->throttle_running = true;
+    }
+    return 0;
+}
+
+void domain_throttle_off(struct domain *d)
+{
+    for (unsigned i = 0; i < d->nr_vcpus; i++)
+        __atomic_store_n(&d->vcpus[i].throttle_pct, 0, __ATOMIC_RELAXED);
+    if (d->throttle_running) {
+        __atomic_store_n(&d->throttle_stop, true, __ATOMIC_RELEASE);
+        pthread_join(d->throttle_thread, NULL);
+        d->throttle_running = false;
     }
 }
 
@@ -463,6 +519,7 @@ void domain_destroy(struct domain *d)
 {
     if (!d)
         return;
+    domain_throttle_off(d);
     pthread_mutex_lock(&d->lock);
     d->stopping = true;
     pthread_cond_broadcast(&d->cond);

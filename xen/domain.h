@@ -34,6 +34,7 @@ struct vcpu {
     bool parked;
     bool mmio_warned;
     bool io_pending;          /* last exit was port/MMIO: KVM_RUN must complete it */
+    unsigned throttle_pct;    /* share of each throttle period it must sleep */
     /* Its dirty ring (ring mode), the next entry to harvest, and how many
      * entries it has yielded; ring_lock serialises harvesters. */
     struct kvm_dirty_gfn *ring;
@@ -67,6 +68,11 @@ struct domain {
     pthread_mutex_t logdirty_lock;
     uint64_t *logdirty_pending;
     uint64_t ring_full_exits;
+
+    /* Throttling (for migrations that would not converge): a thread kicks
+     * throttled vCPUs every period; each then sleeps its share of it. */
+    pthread_t throttle_thread;
+    bool throttle_running, throttle_stop;
 
     /* Called from a vCPU thread, without locks held, when the guest ends
      * itself; and for every console byte (with the UART lock held). */

@@ -37,9 +37,10 @@ struct job {
     pthread_t thread;
     struct client *client;   /* to answer; NULL once it hung up */
     int fd;
+    int progress_fd;         /* a dup of the client's socket, for progress */
     char options[200];
     int rc;
-    char summary[300];
+    char summary[2048];
 };
 
 struct domproc {
@@ -241,7 +242,7 @@ static void client_close(struct domproc *dp, struct client *c)
 static void reply(struct client *c, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void reply(struct client *c, int err, const char *fmt, ...)
 {
-    char text[512], line[600];
+    char text[2048], line[2100];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
@@ -253,11 +254,23 @@ static void reply(struct client *c, int err, const char *fmt, ...)
     send(c->fd, line, n, MSG_NOSIGNAL);
 }
 
+/* Progress lines go straight to the client; one that reads too slowly
+ * misses some rather than stalling the save. */
+static void save_progress(void *opaque, const char *line)
+{
+    struct job *j = opaque;
+    char buf[512];
+    int n = snprintf(buf, sizeof(buf), "progress %s\n", line);
+    if (j->progress_fd >= 0 && n > 0 && n < (int)sizeof(buf))
+        send(j->progress_fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static void *save_thread(void *arg)
 {
     struct domproc *dp = arg;
     struct job *j = &dp->job;
-    j->rc = dp->a->hooks->save(dp->d, j->fd, j->options, j->summary, sizeof(j->summary), &dp->log);
+    j->rc = dp->a->hooks->save(dp->d, j->fd, j->options, save_progress, j, j->summary, sizeof(j->summary),
+                               &dp->log);
     uint64_t one = 1;
     if (write(dp->job_efd, &one, sizeof(one)) < 0) { /* already signalled */ }
     return NULL;
@@ -285,11 +298,19 @@ static bool start_save(struct domproc *dp, struct client *c, const char *options
     j->fd = c->passed_fd;
     c->passed_fd = -1;
     j->client = c;
+    j->progress_fd = dup(c->fd);
     snprintf(j->options, sizeof(j->options), "%s", options);
-    domain_pause(dp->d);
+    /* A live save pauses the domain itself, for the stop-and-copy; every
+     * save returns with the domain paused once more than before. */
+    bool live = strncmp(options, "live", 4) == 0;
+    if (!live)
+        domain_pause(dp->d);
     int rc = pthread_create(&j->thread, NULL, save_thread, dp);
     if (rc) {
-        domain_unpause(dp->d);
+        if (!live)
+            domain_unpause(dp->d);
+        if (j->progress_fd >= 0)
+            close(j->progress_fd);
         close(j->fd);
         reply(c, rc, "cannot start the save: %s", strerror(rc));
         return false;
@@ -307,6 +328,8 @@ static void finish_save(struct domproc *dp)
     pthread_join(j->thread, NULL);
     j->running = false;
     close(j->fd);
+    if (j->progress_fd >= 0)
+        close(j->progress_fd);
     /* The save's pause becomes the user's: the domain stays paused. */
     if (dp->user_paused)
         domain_unpause(dp->d);
@@ -327,6 +350,45 @@ static void finish_save(struct domproc *dp)
             reply(j->client, 0, "%s", j->summary);
         client_close(dp, j->client);
     }
+}
+
+static void open_console_log(struct domproc *dp)
+{
+    char path[600];
+    host_paths_console_log(&dp->a->paths, dp->a->config.name, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        tlog_warn(&dp->log, "cannot open console log %s: %s", path, strerror(errno));
+    if (dp->console_log_fd >= 0)
+        close(dp->console_log_fd);
+    dp->console_log_fd = fd;
+}
+
+/* Xen's migration renames domains (<name>--incoming, <name>--migratedaway);
+ * the registry keeps names unique, and the console log follows the name. */
+static void rename_domain(struct domproc *dp, struct client *c, const char *name)
+{
+    if (!domain_name_valid(name)) {
+        reply(c, EINVAL, "invalid domain name '%.64s'", name);
+        return;
+    }
+    struct registry_entry e = dp->reg;
+    snprintf(e.name, sizeof(e.name), "%s", name);
+    struct domain_config cfg = dp->a->config;
+    snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+    domain_config_to_json(&cfg, e.config_json, sizeof(e.config_json));
+    dp->last_error[0] = '\0';
+    int rc = registry_write_unique(&dp->a->paths, &e, &dp->log);
+    if (rc) {
+        reply(c, -rc, "%s", dp->last_error[0] ? dp->last_error : strerror(-rc));
+        return;
+    }
+    tlog_info(&dp->log, "domain %u renamed from %s to %s", dp->a->domid, dp->a->config.name, name);
+    drain_console(dp);
+    dp->reg = e;
+    dp->a->config = cfg;
+    open_console_log(dp);
+    reply(c, 0, "%s", "");
 }
 
 /* Returns true when the connection stays open. */
@@ -372,6 +434,8 @@ static bool handle_command(struct domproc *dp, struct client *c, const char *cmd
         dp->last_error[0] = '\0';
         /* The connection stays open for the answer when the save ends. */
         return start_save(dp, c, cmd[4] ? cmd + 5 : "");
+    } else if (strncmp(cmd, "rename ", 7) == 0) {
+        rename_domain(dp, c, cmd + 7);
     } else if (strcmp(cmd, "console") == 0) {
         reply(c, 0, "%s", "");
         c->console = true;
@@ -525,11 +589,7 @@ int domproc_main(struct domproc_args *a)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    char path[600];
-    host_paths_console_log(&a->paths, a->config.name, path, sizeof(path));
-    dp->console_log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (dp->console_log_fd < 0)
-        tlog_warn(&dp->log, "cannot open console log %s: %s", path, strerror(errno));
+    open_console_log(dp);
 
     dp->epfd = epoll_create1(EPOLL_CLOEXEC);
     dp->console_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

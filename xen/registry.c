@@ -355,3 +355,24 @@ int registry_find(const struct host_paths *p, const char *name_or_id, struct reg
     free(v);
     return rc;
 }
+
+int registry_write_unique(const struct host_paths *p, const struct registry_entry *e, const struct tlog *log)
+{
+    int lock = registry_lock(p, log);
+    if (lock < 0)
+        return lock;
+    struct registry_entry *v = NULL;
+    size_t n = 0;
+    int rc = scan_locked(p, &v, &n, log);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (v[i].domid != e->domid && strcmp(v[i].name, e->name) == 0) {
+            tlog_error(log, "domain '%s' already exists with ID %u", e->name, v[i].domid);
+            rc = -EEXIST;
+        }
+    }
+    if (!rc)
+        rc = registry_write(p, e, log);
+    free(v);
+    registry_unlock(lock);
+    return rc;
+}

@@ -23,6 +23,45 @@ int migration_save(struct domain *d, int fd, struct migration_stats *st, const s
  * the caller destroys it. */
 int migration_restore(struct domain *d, int fd, struct migration_stats *st, const struct tlog *log);
 
+/* ---- Live save (precopy) ---------------------------------------------- */
+#define MIGRATION_MAX_ITER_STATS 64
+
+struct migration_live_opts {
+    unsigned max_downtime_ms;            /* stop when the rest fits in this */
+    unsigned max_iters;                  /* or after this many rounds */
+    uint64_t bandwidth_bytes_per_sec;    /* send-rate limit, 0 = none */
+    enum domain_logdirty_mode logdirty;  /* AUTO = the domain's own */
+    /* One line per round ("iteration=N pages=... est_downtime_ms=..."),
+     * and "paused" when the stop-and-copy starts. */
+    void (*progress)(void *opaque, const char *line);
+    void *progress_opaque;
+};
+
+struct migration_iteration {
+    unsigned iteration;
+    uint64_t pages, zero_pages, dirty_pages, usec, bytes;
+};
+
+struct migration_live_stats {
+    struct migration_stats total;
+    unsigned iterations;                 /* precopy rounds, the first full pass included */
+    struct migration_iteration iter[MIGRATION_MAX_ITER_STATS];
+    uint64_t pause_usec;                 /* when the stop-and-copy paused the guest */
+    uint64_t stop_copy_usec;             /* how long it took */
+    uint64_t final_pages;
+    unsigned throttle_pct;               /* the most any vCPU was throttled */
+    enum domain_logdirty_mode logdirty;
+    uint64_t ring_full_exits;
+};
+
+/* Writes the domain's state to fd while it runs; returns with the domain
+ * paused (after success or failure alike: the caller resumes it if the
+ * migration does not go through). */
+int migration_save_live(struct domain *d, int fd, const struct migration_live_opts *o,
+                        struct migration_live_stats *st, const struct tlog *log);
+/* "key=value ..." with iter=pages:zero:dirty:ms:bytes,... */
+void migration_live_stats_format(const struct migration_live_stats *st, char *buf, size_t len);
+
 /* Formats stats as the one-line summary tools print. */
 void migration_stats_format(const struct migration_stats *st, char *buf, size_t len);
 

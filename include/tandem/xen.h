@@ -98,6 +98,10 @@ int registry_reserve(const struct host_paths *p, const struct domain_config *c,
 int registry_write(const struct host_paths *p, const struct registry_entry *e,
                    const struct tlog *log);
 int registry_remove(const struct host_paths *p, unsigned domid);
+/* Writes e after checking, under the registry lock, that no other live
+ * domain has its name: -EEXIST if one does.  For renames. */
+int registry_write_unique(const struct host_paths *p, const struct registry_entry *e,
+                          const struct tlog *log);
 /* Live entries sorted by domid; stale ones are reaped on the way. The
  * caller frees *out. */
 int registry_list(const struct host_paths *p, struct registry_entry **out,
@@ -179,6 +183,11 @@ void domain_logdirty_stop(struct domain *d);
 uint64_t domain_vcpu_dirtied(struct domain *d, unsigned vcpu);
 uint64_t domain_ring_full_exits(struct domain *d);
 
+/* Throttling: vCPU `vcpu` sleeps pct% (0-99) of the time; the precopy
+ * loop uses it on guests that dirty memory faster than the link sends. */
+int domain_set_vcpu_throttle(struct domain *d, unsigned vcpu, unsigned pct);
+void domain_throttle_off(struct domain *d);
+
 /* Device models' state (the UART now), for EMULATOR_CONTEXT. */
 int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log);
 int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, const struct tlog *log);
@@ -190,8 +199,9 @@ int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, c
 struct domproc_hooks {
     /* Writes the domain's image to fd.  `options` is the rest of the
      * client's "save" line.  Called with the domain paused. */
-    int (*save)(struct domain *d, int fd, const char *options, char *summary, size_t len,
-                const struct tlog *log);
+    int (*save)(struct domain *d, int fd, const char *options,
+                void (*progress)(void *opaque, const char *line), void *progress_opaque,
+                char *summary, size_t len, const struct tlog *log);
     /* Reads an image from fd into a domain built for restore. */
     int (*restore)(struct domain *d, int fd, char *summary, size_t len, const struct tlog *log);
 };
@@ -218,6 +228,11 @@ int control_command(const struct host_paths *p, unsigned domid, const char *cmd,
 /* The same, handing `fd` to the domain process with the command. */
 int control_command_fd(const struct host_paths *p, unsigned domid, const char *cmd, int fd,
                        char *reply, size_t reply_len, const struct tlog *log);
+/* And passing each "progress ..." line that comes before the answer to
+ * on_progress (without the "progress " prefix). */
+int control_command_progress(const struct host_paths *p, unsigned domid, const char *cmd, int fd,
+                             void (*on_progress)(void *opaque, const char *line), void *opaque,
+                             char *reply, size_t reply_len, const struct tlog *log);
 
 /* ---- Host facts (xl info) --------------------------------------------- */
 struct kvm_host_info {
