@@ -21,7 +21,8 @@
 #include "migration_internal.h"
 
 #define THROTTLE_STEP 20
-#define THROTTLE_MAX 95
+#define THROTTLE_MAX 99
+#define DIRTY_LIMIT_MIN 100          /* pages/s: never stop a vCPU outright */
 
 struct precopy {
     struct domain *d;
@@ -34,18 +35,25 @@ struct precopy {
     size_t words;
     uint64_t *vcpu_dirtied;      /* per-vCPU counts at the last harvest */
     unsigned *throttle;          /* per-vCPU throttle, % */
+    uint64_t *dirty_limit;       /* per-vCPU dirty-rate limit, pages/s (0 = none) */
+    bool unpaced;                /* stop-and-copy: send at full speed */
 };
 
-/* Keeps the send rate under the limit by sleeping when ahead of it. */
-static void pace(struct precopy *p)
+/* Between batches: gives up when cancelled, and keeps the send rate
+ * under the limit by sleeping when ahead of it.  The stop-and-copy is not
+ * limited: the guest is paused, and every millisecond is downtime. */
+static int pace(struct precopy *p)
 {
-    if (!p->o->bandwidth_bytes_per_sec)
-        return;
+    if (p->o->cancel && __atomic_load_n(p->o->cancel, __ATOMIC_RELAXED))
+        return -ECANCELED;
+    if (!p->o->bandwidth_bytes_per_sec || p->unpaced)
+        return 0;
     uint64_t sent = stream_sink_offset(p->s);
     uint64_t due_usec = sent * 1000000u / p->o->bandwidth_bytes_per_sec;
     uint64_t elapsed = migration_now_usec() - p->start_usec;
     if (due_usec > elapsed + 1000)
         usleep((useconds_t)(due_usec - elapsed));
+    return 0;
 }
 
 static void progress(struct precopy *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -76,15 +84,16 @@ static int send_dirty(struct precopy *p, struct migration_stats *it)
             bits &= bits - 1;
             list[n++] = (uint64_t)w * 64 + b;
             if (n == STREAM_MAX_BATCH) {
-                int rc = migration_write_pages(p->d, p->s, list, n, it);
+                int rc = migration_write_pages(p->d, p->s, list, n, p->o->compress, it);
+                if (!rc)
+                    rc = pace(p);
                 if (rc)
                     return rc;
                 n = 0;
-                pace(p);
             }
         }
     }
-    return n ? migration_write_pages(p->d, p->s, list, n, it) : 0;
+    return n ? migration_write_pages(p->d, p->s, list, n, p->o->compress, it) : 0;
 }
 
 static int send_all(struct precopy *p, struct migration_stats *it)
@@ -99,18 +108,23 @@ static int send_all(struct precopy *p, struct migration_stats *it)
             unsigned n = (unsigned)(count - i < STREAM_MAX_BATCH ? count - i : STREAM_MAX_BATCH);
             for (unsigned k = 0; k < n; k++)
                 list[k] = first + i + k;
-            int rc = migration_write_pages(p->d, p->s, list, n, it);
+            int rc = migration_write_pages(p->d, p->s, list, n, p->o->compress, it);
+            if (!rc)
+                rc = pace(p);
             if (rc)
                 return rc;
-            pace(p);
         }
     }
     return 0;
 }
 
 /* Raises the throttle of the vCPUs dirtying most: those at or above half
- * the top rate (all of them when the log cannot tell vCPUs apart). */
-static void throttle_up(struct precopy *p)
+ * the top rate (all of them when the log cannot tell vCPUs apart).  Time
+ * sharing comes first; a vCPU at the top of that scale, which can still
+ * dirty faster than the link sends (each round sees it), gets a dirty-rate
+ * limit as well: half the link's page rate shared among the heavy vCPUs,
+ * halved again each round that still does not shrink. */
+static void throttle_up(struct precopy *p, double link_bytes_per_sec)
 {
     unsigned nv = domain_nr_vcpus(p->d);
     uint64_t top = 0, *delta = calloc(nv, sizeof(uint64_t));
@@ -123,9 +137,21 @@ static void throttle_up(struct precopy *p)
         if (delta[i] > top)
             top = delta[i];
     }
+    unsigned heavy = 0;
+    for (unsigned i = 0; i < nv; i++)
+        heavy += !(top && delta[i] * 2 < top);
+    uint64_t share = (uint64_t)(link_bytes_per_sec / (STREAM_PAGE_SIZE + 8) / 2 / (heavy ? heavy : 1));
     for (unsigned i = 0; i < nv; i++) {
         if (top && delta[i] * 2 < top)
             continue;
+        if (p->throttle[i] >= THROTTLE_MAX) {
+            uint64_t lim = p->dirty_limit[i] ? p->dirty_limit[i] / 2 : share;
+            p->dirty_limit[i] = lim < DIRTY_LIMIT_MIN ? DIRTY_LIMIT_MIN : lim;
+            domain_set_vcpu_dirty_limit(p->d, i, p->dirty_limit[i]);
+            if (!p->st->dirty_limit || p->dirty_limit[i] < p->st->dirty_limit)
+                p->st->dirty_limit = p->dirty_limit[i];
+            continue;
+        }
         unsigned t = p->throttle[i] + THROTTLE_STEP;
         p->throttle[i] = t > THROTTLE_MAX ? THROTTLE_MAX : t;
         domain_set_vcpu_throttle(p->d, i, p->throttle[i]);
@@ -143,6 +169,8 @@ static int precopy_rounds(struct precopy *p)
 
     for (unsigned iter = 0;; iter++) {
         struct migration_stats it = { 0 };
+        if (o->cancel && __atomic_load_n(o->cancel, __ATOMIC_RELAXED))
+            return -ECANCELED;
         uint64_t t0 = migration_now_usec(), b0 = stream_sink_offset(p->s), dirty = 0;
         int rc;
         if (iter == 0) {
@@ -154,6 +182,10 @@ static int precopy_rounds(struct precopy *p)
             if (!rc)
                 rc = send_dirty(p, &it);
         }
+        /* Push the round out now: what sits in the sink's buffer would
+         * otherwise be sent inside the stop-and-copy, as downtime. */
+        if (!rc)
+            rc = stream_sink_flush(p->s);
         if (rc)
             return rc;
         uint64_t usec = migration_now_usec() - t0, bytes = stream_sink_offset(p->s) - b0;
@@ -166,6 +198,8 @@ static int precopy_rounds(struct precopy *p)
         st->iterations = iter + 1;
         st->total.pages += it.pages;
         st->total.zero_pages += it.zero_pages;
+        st->total.page_bytes += it.page_bytes;
+        st->total.page_bytes_plain += it.page_bytes_plain;
 
         /* What is dirty now decides whether another round is worth it. */
         uint64_t pending = 0;
@@ -181,6 +215,9 @@ static int precopy_rounds(struct precopy *p)
         if (bps < 1e6)
             bps = 1e6;
         double est_ms = (double)pending * (STREAM_PAGE_SIZE + 8) * 1000.0 / bps;
+        /* Compressed, the pages left take what this round's took per page. */
+        if (o->compress && it.page_bytes_plain)
+            est_ms *= (double)it.page_bytes / (double)it.page_bytes_plain;
         progress(p, "iteration=%u pages=%" PRIu64 " zero=%" PRIu64 " dirty=%" PRIu64 " mbps=%.1f "
                     "remaining_pages=%" PRIu64 " est_downtime_ms=%.1f throttle_pct=%u",
                  iter, it.pages, it.zero_pages, dirty, bps / 1e6, pending, est_ms, st->throttle_pct);
@@ -188,7 +225,7 @@ static int precopy_rounds(struct precopy *p)
             return 0;
         /* Not converging: as much (or more) is dirty as was sent. */
         if (iter >= 1 && pending * 10 >= prev_dirty * 9)
-            throttle_up(p);
+            throttle_up(p, bps);
         prev_dirty = pending;
     }
 }
@@ -201,6 +238,7 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
     memset(st, 0, sizeof(*st));
     p.start_usec = migration_now_usec();
     st->logdirty = domain_logdirty_mode(d);
+    st->compress = o->compress;
     if (o->logdirty != DOMAIN_LOGDIRTY_AUTO && o->logdirty != st->logdirty) {
         tlog_error(log, "--logdirty=%s, but this domain tracks dirty pages with the %s (xl.cfg log_dirty)",
                    domain_logdirty_mode_name(o->logdirty), domain_logdirty_mode_name(st->logdirty));
@@ -212,9 +250,10 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
     p.bitmap = calloc(p.words, sizeof(uint64_t));
     p.vcpu_dirtied = calloc(nv, sizeof(uint64_t));
     p.throttle = calloc(nv, sizeof(unsigned));
+    p.dirty_limit = calloc(nv, sizeof(uint64_t));
     int rc = stream_sink_new(fd, log, &p.s);
     bool paused = false, logging = false;
-    if (!p.bitmap || !p.vcpu_dirtied || !p.throttle)
+    if (!p.bitmap || !p.vcpu_dirtied || !p.throttle || !p.dirty_limit)
         rc = -ENOMEM;
     if (rc)
         goto out;
@@ -235,6 +274,7 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
     st->pause_usec = migration_now_usec();
     domain_pause(d);
     paused = true;
+    p.unpaced = true;
     progress(&p, "paused");
     struct migration_stats last = { 0 };
     uint64_t dirty = 0;
@@ -245,6 +285,8 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
     st->final_pages = last.pages + last.zero_pages;
     st->total.pages += last.pages;
     st->total.zero_pages += last.zero_pages;
+    st->total.page_bytes += last.page_bytes;
+    st->total.page_bytes_plain += last.page_bytes_plain;
     st->stop_copy_usec = migration_now_usec() - st->pause_usec;
 out:
     if (rc)
@@ -262,6 +304,7 @@ out:
     free(p.bitmap);
     free(p.vcpu_dirtied);
     free(p.throttle);
+    free(p.dirty_limit);
     return rc;
 }
 
@@ -269,11 +312,12 @@ void migration_live_stats_format(const struct migration_live_stats *st, char *bu
 {
     int n = snprintf(buf, len,
                      "iterations=%u bytes=%" PRIu64 " pages=%" PRIu64 " zero_pages=%" PRIu64 " save_ms=%" PRIu64
-                     " stop_copy_ms=%.1f final_pages=%" PRIu64 " throttle_pct=%u logdirty=%s ring_full_exits=%" PRIu64
-                     " iter=",
+                      " stop_copy_ms=%.1f final_pages=%" PRIu64 " throttle_pct=%u dirty_limit=%" PRIu64 " logdirty=%s ring_full_exits=%" PRIu64
+                     " compress=%s page_bytes=%" PRIu64 " page_bytes_plain=%" PRIu64 " iter=",
                      st->iterations, st->total.bytes, st->total.pages, st->total.zero_pages, st->total.usec / 1000,
-                     (double)st->stop_copy_usec / 1000.0, st->final_pages, st->throttle_pct,
-                     domain_logdirty_mode_name(st->logdirty), st->ring_full_exits);
+                     (double)st->stop_copy_usec / 1000.0, st->final_pages, st->throttle_pct, st->dirty_limit,
+                     domain_logdirty_mode_name(st->logdirty), st->ring_full_exits, st->compress ? "lz4" : "none",
+                     st->total.page_bytes, st->total.page_bytes_plain);
     for (unsigned i = 0; i < st->iterations && i < MIGRATION_MAX_ITER_STATS && n > 0 && (size_t)n < len; i++) {
         const struct migration_iteration *r = &st->iter[i];
         n += snprintf(buf + n, len - (size_t)n, "%s%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64,

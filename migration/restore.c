@@ -112,6 +112,7 @@ static int apply_libxc_record(struct restore *r, const struct stream_record *rec
     case STREAM_LIBXC_X86_MSR_POLICY:
         return apply_msr_policy(r, rec);
     case STREAM_LIBXC_PAGE_DATA:
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
         return apply_pages(r, rec);
     case STREAM_LIBXC_X86_TSC_INFO: {
         struct stream_tsc_info t;
@@ -185,7 +186,8 @@ static int apply_libxl_record(struct restore *r, const struct stream_record *rec
     }
 }
 
-int migration_restore(struct domain *d, int fd, struct migration_stats *st, const struct tlog *log)
+int migration_restore(struct domain *d, int fd, const struct migration_restore_opts *ro,
+                      struct migration_stats *st, const struct tlog *log)
 {
     struct restore r = { .d = d, .log = log, .st = st };
     struct stream_reader *rd;
@@ -193,7 +195,8 @@ int migration_restore(struct domain *d, int fd, struct migration_stats *st, cons
     uint64_t start = migration_now_usec();
     r.nr = domain_ram_regions(d, r.rr);
     struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_PLAIN,
-                                    .max_pfn = domain_max_pfn(d), .log = log };
+                                    .max_pfn = domain_max_pfn(d), .tandem_lz4 = ro && ro->compress,
+                                    .log = log };
     int rc = stream_reader_new(fd, &o, &rd);
     if (rc)
         return rc;

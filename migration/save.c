@@ -65,8 +65,23 @@ out:
 
 /* Sends pages, batched as Xen does; all-zero pages go as XALLOC with no
  * data.  `want(pfn)` selects pages (NULL: all RAM). */
+/* One batch, compressed if asked and worth it; counts what it took. */
+static int write_batch(struct stream_sink *s, unsigned n, const uint64_t *pfns, const uint8_t *types,
+                       const void *const *pages, bool compress, struct migration_stats *st)
+{
+    uint64_t before = stream_sink_offset(s), plain = 8 + 8 + 8 * (uint64_t)n;
+    int rc = compress ? stream_write_page_data_lz4(s, n, pfns, types, pages)
+                      : stream_write_page_data(s, n, pfns, types, pages);
+    for (unsigned i = 0; i < n; i++)
+        if (types[i] == STREAM_PAGE_NORMAL)
+            plain += STREAM_PAGE_SIZE;
+    st->page_bytes += stream_sink_offset(s) - before;
+    st->page_bytes_plain += plain;
+    return rc;
+}
+
 int migration_write_pages(struct domain *d, struct stream_sink *s, const uint64_t *pfn_list, uint64_t n_list,
-                          struct migration_stats *st)
+                          bool compress, struct migration_stats *st)
 {
     struct domain_ram_region rr[2];
     unsigned nr = domain_ram_regions(d, rr);
@@ -78,7 +93,7 @@ int migration_write_pages(struct domain *d, struct stream_sink *s, const uint64_
 
 #define FLUSH_BATCH()                                                        \
     do {                                                                     \
-        if (n && (rc = stream_write_page_data(s, n, pfns, types, pages)))   \
+        if (n && (rc = write_batch(s, n, pfns, types, pages, compress, st))) \
             return rc;                                                       \
         n = 0;                                                               \
     } while (0)
@@ -183,7 +198,7 @@ int migration_save(struct domain *d, int fd, struct migration_stats *st, const s
     if ((rc = stream_write_libxl_header(s)) || (rc = stream_write_libxc_context(s)) ||
         (rc = stream_write_libxc_header(s, TANDEM_VERSION_MAJOR, TANDEM_VERSION_MINOR)) ||
         (rc = migration_write_static_data(d, s, log)) ||
-        (rc = migration_write_pages(d, s, NULL, 0, st)) ||
+        (rc = migration_write_pages(d, s, NULL, 0, false, st)) ||
         (rc = migration_write_cpu_state(d, s, log)) ||
         (rc = migration_write_device_state(d, s, log)) ||
         (rc = stream_write_libxl_end(s)) || (rc = stream_sink_flush(s)))

@@ -35,6 +35,8 @@ const char *stream_record_name(enum stream_layer layer, uint32_t type)
 
     if (layer == STREAM_LAYER_LIBXC && type < sizeof(libxc) / sizeof(libxc[0]))
         return libxc[type];
+    if (layer == STREAM_LAYER_LIBXC && type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4)
+        return "TANDEM_PAGE_DATA_LZ4";
     if (layer == STREAM_LAYER_LIBXL && type < sizeof(libxl) / sizeof(libxl[0]))
         return libxl[type];
     return NULL;
@@ -130,16 +132,29 @@ static bool is_libxc(const struct stream_record *rec, uint32_t type)
 int stream_decode_page_data(const struct stream_record *rec, unsigned *count, uint64_t *pfns,
                             uint8_t *types, const uint8_t **data)
 {
-    const uint8_t *b = rec->body;
-    uint64_t off;
+    const uint8_t *b = rec->body, *pages;
+    bool lz4 = is_libxc(rec, STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4);
+    uint64_t off, end;
     uint32_t n;
 
-    if (!is_libxc(rec, STREAM_LIBXC_PAGE_DATA) || rec->length < 8)
+    if ((!lz4 && !is_libxc(rec, STREAM_LIBXC_PAGE_DATA)) || rec->length < 8)
         return -EINVAL;
     n = get_le32(b);
-    if (n < 1 || n > STREAM_MAX_BATCH || rec->length < 8 + 8 * (uint64_t)n)
+    if (n < 1 || n > STREAM_MAX_BATCH || rec->length < 8 + 8 * (uint64_t)n + (lz4 ? 8 : 0))
         return -EINVAL;
-    off = 8 + 8 * (uint64_t)n;
+    if (lz4) {
+        /* The data is the reader's decompressed copy; the body must still
+         * be a whole block after the pfns. */
+        if (get_le32(b + 8 + 8 * n) != rec->length - 16 - 8 * (uint64_t)n || !rec->page_data)
+            return -EINVAL;
+        pages = rec->page_data;
+        off = 0;
+        end = rec->page_data_len;
+    } else {
+        pages = b;
+        off = 8 + 8 * (uint64_t)n;
+        end = rec->length;
+    }
     for (uint32_t i = 0; i < n; i++) {
         uint64_t w = get_le64(b + 8 + 8 * i);
         unsigned t = (unsigned)(w >> STREAM_PFN_TYPE_SHIFT);
@@ -148,13 +163,13 @@ int stream_decode_page_data(const struct stream_record *rec, unsigned *count, ui
         types[i] = (uint8_t)t;
         data[i] = NULL;
         if (stream_page_type_has_data(t)) {
-            if (off + STREAM_PAGE_SIZE > rec->length)
+            if (off + STREAM_PAGE_SIZE > end)
                 return -EINVAL;
-            data[i] = b + off;
+            data[i] = pages + off;
             off += STREAM_PAGE_SIZE;
         }
     }
-    if (off != rec->length)
+    if (off != end)
         return -EINVAL;
     *count = n;
     return 0;

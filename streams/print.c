@@ -387,6 +387,11 @@ static void print_page_data(FILE *f, const struct stream_record *rec, bool detai
         if (per_type[t])
             fprintf(f, ", %u %s", per_type[t], stream_page_type_name(t));
     fputs(")", f);
+    if (rec->type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4) {
+        uint32_t packed = rec->length - 16 - 8 * n;
+        fprintf(f, ", lz4 %u of %u bytes (%.1f%%)", packed, rec->page_data_len,
+                rec->page_data_len ? 100.0 * packed / rec->page_data_len : 0.0);
+    }
     if (!detail) {
         fputs(": ", f);
         print_ranges(f, pfns, types, n, -1, 4);
@@ -505,6 +510,7 @@ static int print_record(FILE *f, const struct stream_record *rec, bool detail)
     if (rec->layer == STREAM_LAYER_LIBXC) {
         switch (rec->type) {
         case STREAM_LIBXC_PAGE_DATA:
+        case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
             print_page_data(f, rec, detail);
             break;
         case STREAM_LIBXC_X86_TSC_INFO: {

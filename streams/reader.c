@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lz4.h>
+
 #include "tandem/streams.h"
 #include "stream_impl.h"
 
@@ -36,6 +38,8 @@ struct stream_reader {
 
     uint8_t *buf;                    /* the current body, padding and all */
     size_t cap;
+    uint8_t *pages;                  /* TANDEM_PAGE_DATA_LZ4's data, decompressed */
+    size_t pages_cap;
 
     bool have_xl, have_libxc;
     struct stream_xl_header xl;
@@ -247,6 +251,7 @@ void stream_reader_free(struct stream_reader *r)
     if (!r)
         return;
     free(r->buf);
+    free(r->pages);
     free(r->xl_config);
     free(r);
 }
@@ -714,6 +719,7 @@ static bool is_state_record(uint32_t type)
 {
     switch (type) {
     case STREAM_LIBXC_PAGE_DATA:
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
     case STREAM_LIBXC_X86_TSC_INFO:
     case STREAM_LIBXC_HVM_CONTEXT:
     case STREAM_LIBXC_HVM_PARAMS:
@@ -725,13 +731,19 @@ static bool is_state_record(uint32_t type)
     return false;
 }
 
+/* PAGE_DATA, and TANDEM_PAGE_DATA_LZ4 with the same rules for its pfns:
+ * for the latter, the LZ4 block must fill the rest of the body and
+ * decompress to exactly the data of its data-carrying pages, which it
+ * leaves in r->pages (*data_len bytes). */
 static int check_page_data(struct stream_reader *r, const char *what, uint64_t start,
-                           uint32_t len)
+                           uint32_t type, uint32_t len, uint32_t *data_len)
 {
     const uint8_t *b = r->buf;
     uint32_t count = get_le32(b), res = get_le32(b + 4);
+    bool lz4 = type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4;
     uint64_t with_data = 0, expect;
 
+    *data_len = 0;
     if (count == 0)
         return fail(r, -EINVAL, what, start, "count is 0; a PAGE_DATA record has pages");
     if (count > STREAM_MAX_BATCH)
@@ -739,8 +751,9 @@ static int check_page_data(struct stream_reader *r, const char *what, uint64_t s
                     STREAM_MAX_BATCH);
     if (res)
         return fail(r, -EINVAL, what, start, "reserved field 0x%08x is not zero", res);
-    if (len < 8 + 8 * (uint64_t)count)
-        return fail(r, -EINVAL, what, start, "length %u is too short for %u pfns", len, count);
+    if (len < 8 + 8 * (uint64_t)count + (lz4 ? 8 : 0))
+        return fail(r, -EINVAL, what, start, "length %u is too short for %u pfns%s", len, count,
+                    lz4 ? " and the 8-byte LZ4 block header" : "");
     for (uint32_t i = 0; i < count; i++) {
         uint64_t w = get_le64(b + 8 + 8 * i);
         uint64_t pfn = w & STREAM_PFN_MASK;
@@ -763,11 +776,53 @@ static int check_page_data(struct stream_reader *r, const char *what, uint64_t s
         if (stream_page_type_has_data(t))
             with_data++;
     }
-    expect = 8 + 8 * (uint64_t)count + STREAM_PAGE_SIZE * with_data;
-    if (len != expect)
-        return fail(r, -EINVAL, what, start, "length %u, but %u pfns with %llu pages of data "
-                    "make %llu", len, count, (unsigned long long)with_data,
-                    (unsigned long long)expect);
+    if (!lz4) {
+        expect = 8 + 8 * (uint64_t)count + STREAM_PAGE_SIZE * with_data;
+        if (len != expect)
+            return fail(r, -EINVAL, what, start, "length %u, but %u pfns with %llu pages of "
+                        "data make %llu", len, count, (unsigned long long)with_data,
+                        (unsigned long long)expect);
+        return 0;
+    }
+
+    /* The LZ4 block: its header, its length, then what it holds. */
+    const uint8_t *bh = b + 8 + 8 * (size_t)count;
+    uint32_t clen = get_le32(bh), cres = get_le32(bh + 4);
+    uint32_t room = len - 16 - 8 * count;
+    uint64_t block_at = start + 8 + 16 + 8 * (uint64_t)count;
+    size_t want = STREAM_PAGE_SIZE * (size_t)with_data;
+    int got;
+
+    if (!with_data)
+        return fail(r, -EINVAL, what, start, "none of its %u pages carries data: such a batch "
+                    "is a plain PAGE_DATA", count);
+    if (cres)
+        return fail(r, -EINVAL, what, start, "the LZ4 block header's reserved field 0x%08x is "
+                    "not zero", cres);
+    if (clen != room)
+        return fail(r, -EINVAL, what, start, "compressed_length %u, but the body holds %u bytes "
+                    "after the pfns and the block header", clen, room);
+    if (!clen)
+        return fail(r, -EINVAL, what, start, "an empty LZ4 block for %llu pages of data",
+                    (unsigned long long)with_data);
+    if (want > r->pages_cap) {
+        uint8_t *np = realloc(r->pages, want);
+        if (!np)
+            return fail(r, -ENOMEM, what, start, "out of memory for %zu bytes of page data",
+                        want);
+        r->pages = np;
+        r->pages_cap = want;
+    }
+    got = LZ4_decompress_safe((const char *)bh + 8, (char *)r->pages, (int)clen, (int)want);
+    if (got < 0)
+        return fail(r, -EINVAL, what, start, "the LZ4 block of %u bytes at offset 0x%llx is "
+                    "malformed or holds more than the %zu bytes of its %llu data pages", clen,
+                    (unsigned long long)block_at, want, (unsigned long long)with_data);
+    if ((size_t)got != want)
+        return fail(r, -EINVAL, what, start, "the LZ4 block of %u bytes at offset 0x%llx "
+                    "decompresses to %d bytes, not the %zu bytes of its %llu data pages", clen,
+                    (unsigned long long)block_at, got, want, (unsigned long long)with_data);
+    *data_len = (uint32_t)want;
     return 0;
 }
 
@@ -790,6 +845,14 @@ static int check_libxc_length(struct stream_reader *r, const char *what, uint64_
         if (len > STREAM_MAX_PAGE_DATA_LEN)
             return fail(r, -E2BIG, what, start, "length %u exceeds the %u bytes of %u pages",
                         len, STREAM_MAX_PAGE_DATA_LEN, STREAM_MAX_BATCH);
+        return 0;
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
+        if (len < 16)
+            return fail(r, -EINVAL, what, start, "length %u is too short for its 8-byte "
+                        "header and 8-byte LZ4 block header", len);
+        if (len > STREAM_MAX_PAGE_DATA_LZ4_LEN)
+            return fail(r, -E2BIG, what, start, "length %u exceeds the %u bytes of %u pages "
+                        "compressed", len, STREAM_MAX_PAGE_DATA_LZ4_LEN, STREAM_MAX_BATCH);
         return 0;
     case STREAM_LIBXC_X86_TSC_INFO:
         if (len != 24)
@@ -890,7 +953,7 @@ static int check_libxc_place(struct stream_reader *r, const char *what, uint64_t
 
 static int read_libxc_record(struct stream_reader *r, struct stream_record *rec)
 {
-    uint32_t type, len;
+    uint32_t type, len, page_data_len = 0;
     uint64_t start;
     const char *what;
     int e;
@@ -915,6 +978,10 @@ static int read_libxc_record(struct stream_reader *r, struct stream_record *rec)
     what = describe(r, STREAM_LAYER_LIBXC, type);
     if (!stream_record_name(STREAM_LAYER_LIBXC, type))
         return fail(r, -EOPNOTSUPP, what, start, "unknown mandatory record");
+    if (type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 && !r->o.tandem_lz4)
+        return fail(r, -EOPNOTSUPP, what, start, "unknown mandatory record here: Tandem's "
+                    "lz4-compressed page data, for a receiver that asked for compression "
+                    "(xl migrate-receive -z)");
 
     /* Records an x86 HVM image never has. */
     switch (type) {
@@ -959,7 +1026,8 @@ static int read_libxc_record(struct stream_reader *r, struct stream_record *rec)
 
     switch (type) {
     case STREAM_LIBXC_PAGE_DATA:
-        e = check_page_data(r, what, start, len);
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
+        e = check_page_data(r, what, start, type, len, &page_data_len);
         break;
     case STREAM_LIBXC_X86_TSC_INFO:
         if (get_le32(r->buf + 20))
@@ -992,6 +1060,10 @@ static int read_libxc_record(struct stream_reader *r, struct stream_record *rec)
         return e;
 
     set_record(r, rec, STREAM_LAYER_LIBXC, type, len, start);
+    if (type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4) {
+        rec->page_data = r->pages;
+        rec->page_data_len = page_data_len;
+    }
     switch (type) {
     case STREAM_LIBXC_STATIC_DATA_END:
         r->static_end = true;

@@ -21,6 +21,7 @@ struct stream_sink {
     size_t used;
     uint64_t offset;            /* bytes accepted, buffered ones included */
     int error;                  /* sticky: a stream with a hole is garbage */
+    uint8_t *scratch;           /* the lz4 writer's buffers, made on first use */
 };
 
 int stream_sink_new(int fd, const struct tlog *log, struct stream_sink **out)
@@ -49,6 +50,7 @@ void stream_sink_free(struct stream_sink *s)
     if (!s)
         return;
     free(s->buf);
+    free(s->scratch);
     free(s);
 }
 
@@ -142,6 +144,13 @@ int stream_sink_sync(struct stream_sink *s)
         return s->error;
     }
     return 0;
+}
+
+uint8_t *stream_sink_scratch(struct stream_sink *s)
+{
+    if (!s->scratch)
+        s->scratch = malloc(STREAM_SINK_SCRATCH);
+    return s->scratch;
 }
 
 const struct tlog *stream_sink_log(const struct stream_sink *s)

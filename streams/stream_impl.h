@@ -12,6 +12,12 @@
 /* The sink's logger, for the writer's complaints about its arguments. */
 const struct tlog *stream_sink_log(const struct stream_sink *s);
 
+/* The writer's working space for TANDEM_PAGE_DATA_LZ4, owned by the sink
+ * and made on first use (NULL if out of memory): a batch of page data,
+ * then room for its compressed form, which is only written if smaller. */
+#define STREAM_SINK_SCRATCH (2u * STREAM_PAGE_SIZE * STREAM_MAX_BATCH)
+uint8_t *stream_sink_scratch(struct stream_sink *s);
+
 static inline void put_le16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)v;

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <lz4.h>
+
 #include "tandem/streams.h"
 #include "stream_impl.h"
 
@@ -175,45 +177,131 @@ bool stream_page_is_zero(const void *page)
     return true;
 }
 
+/* The count, reserved word and pfn words of a PAGE_DATA-shaped record,
+ * after checking the pages; *with_data counts the NORMAL pages. */
+static int page_words(struct stream_sink *s, const char *what, unsigned count,
+                      const uint64_t *pfns, const uint8_t *types, const void *const *pages,
+                      uint8_t *words, unsigned *with_data)
+{
+    *with_data = 0;
+    if (count < 1 || count > STREAM_MAX_BATCH)
+        return refuse(s, -EINVAL, what, "%u pages (1-%u per record)", count, STREAM_MAX_BATCH);
+    put_le32(words, count);
+    put_le32(words + 4, 0);
+    for (unsigned i = 0; i < count; i++) {
+        unsigned t = types[i];
+
+        if (pfns[i] > STREAM_PFN_MASK)
+            return refuse(s, -EINVAL, what, "pfn 0x%llx has more than 52 bits",
+                          (unsigned long long)pfns[i]);
+        if (t != STREAM_PAGE_NORMAL && t != STREAM_PAGE_XALLOC && t != STREAM_PAGE_XTAB &&
+            t != STREAM_PAGE_BROKEN)
+            return refuse(s, -EINVAL, what, "pfn 0x%llx: page type 0x%x is not one an HVM "
+                          "image has", (unsigned long long)pfns[i], t);
+        if (t == STREAM_PAGE_NORMAL) {
+            if (!pages[i])
+                return refuse(s, -EINVAL, what, "pfn 0x%llx: no data for a normal page",
+                              (unsigned long long)pfns[i]);
+            (*with_data)++;
+        }
+        put_le64(words + 8 + 8 * i, pfns[i] | (uint64_t)t << STREAM_PFN_TYPE_SHIFT);
+    }
+    return 0;
+}
+
 int stream_write_page_data(struct stream_sink *s, unsigned count, const uint64_t *pfns,
                            const uint8_t *types, const void *const *pages)
 {
     uint8_t words[8 + 8 * STREAM_MAX_BATCH];
-    unsigned i, with_data = 0;
+    unsigned with_data;
     uint32_t len;
-    int r;
+    int r = page_words(s, "PAGE_DATA", count, pfns, types, pages, words, &with_data);
 
-    if (count < 1 || count > STREAM_MAX_BATCH)
-        return refuse(s, -EINVAL, "PAGE_DATA", "%u pages (1-%u per record)", count,
-                      STREAM_MAX_BATCH);
-    put_le32(words, count);
-    put_le32(words + 4, 0);
-    for (i = 0; i < count; i++) {
-        unsigned t = types[i];
-
-        if (pfns[i] > STREAM_PFN_MASK)
-            return refuse(s, -EINVAL, "PAGE_DATA", "pfn 0x%llx has more than 52 bits",
-                          (unsigned long long)pfns[i]);
-        if (t != STREAM_PAGE_NORMAL && t != STREAM_PAGE_XALLOC && t != STREAM_PAGE_XTAB &&
-            t != STREAM_PAGE_BROKEN)
-            return refuse(s, -EINVAL, "PAGE_DATA", "pfn 0x%llx: page type 0x%x is not one an "
-                          "HVM image has", (unsigned long long)pfns[i], t);
-        if (t == STREAM_PAGE_NORMAL) {
-            if (!pages[i])
-                return refuse(s, -EINVAL, "PAGE_DATA", "pfn 0x%llx: no data for a normal page",
-                              (unsigned long long)pfns[i]);
-            with_data++;
-        }
-        put_le64(words + 8 + 8 * i, pfns[i] | (uint64_t)t << STREAM_PFN_TYPE_SHIFT);
-    }
+    if (r)
+        return r;
     len = 8 + 8 * count + STREAM_PAGE_SIZE * with_data;
     r = put_rec_header(s, STREAM_LIBXC_PAGE_DATA, len);
     if (!r)
         r = stream_sink_write(s, words, 8 + 8 * count);
-    for (i = 0; !r && i < count; i++)
+    for (unsigned i = 0; !r && i < count; i++)
         if (types[i] == STREAM_PAGE_NORMAL)
             r = stream_sink_write(s, pages[i], STREAM_PAGE_SIZE);
     return r;          /* len is a multiple of 8: no padding */
+}
+
+_Static_assert(STREAM_SINK_SCRATCH >= 2 * STREAM_PAGE_SIZE * STREAM_MAX_BATCH,
+               "the sink's scratch holds a batch and its compressed form");
+_Static_assert(STREAM_MAX_PAGE_DATA_LZ4_LEN ==
+               16 + 8 * STREAM_MAX_BATCH + LZ4_COMPRESSBOUND(STREAM_PAGE_SIZE * STREAM_MAX_BATCH),
+               "the bound on TANDEM_PAGE_DATA_LZ4 is LZ4's own");
+
+/* Whether a batch is worth compressing: some of up to LZ4_PROBES of its
+ * data pages, evenly spread, shrink by an eighth on their own.  Memory of
+ * random bytes (encrypted, compressed, the verify workload's) fails this
+ * for a few pages' worth of work, instead of a copy and a compression of
+ * the whole batch for nothing. */
+#define LZ4_PROBES 8
+static bool batch_compresses(unsigned count, const uint8_t *types, const void *const *pages,
+                             unsigned with_data, uint8_t *out)
+{
+    unsigned step = with_data > LZ4_PROBES ? with_data / LZ4_PROBES : 1, k = 0;
+
+    for (unsigned i = 0; i < count; i++) {
+        if (types[i] != STREAM_PAGE_NORMAL)
+            continue;
+        if (k++ % step)
+            continue;
+        if (LZ4_compress_default(pages[i], (char *)out, STREAM_PAGE_SIZE,
+                                 STREAM_PAGE_SIZE - STREAM_PAGE_SIZE / 8) > 0)
+            return true;
+    }
+    return false;
+}
+
+int stream_write_page_data_lz4(struct stream_sink *s, unsigned count, const uint64_t *pfns,
+                               const uint8_t *types, const void *const *pages)
+{
+    const char *what = "TANDEM_PAGE_DATA_LZ4";
+    uint8_t words[8 + 8 * STREAM_MAX_BATCH + 8];
+    uint8_t *raw, *packed;
+    unsigned with_data, n = 0;
+    size_t raw_len;
+    uint32_t len;
+    int packed_len;
+    int r = page_words(s, what, count, pfns, types, pages, words, &with_data);
+
+    if (r)
+        return r;
+    if (!with_data)
+        return stream_write_page_data(s, count, pfns, types, pages);
+    raw = stream_sink_scratch(s);
+    if (!raw)
+        return refuse(s, -ENOMEM, what, "out of memory for the compression buffers");
+    packed = raw + STREAM_PAGE_SIZE * STREAM_MAX_BATCH;
+    if (!batch_compresses(count, types, pages, with_data, packed))
+        return stream_write_page_data(s, count, pfns, types, pages);
+    for (unsigned i = 0; i < count; i++)
+        if (types[i] == STREAM_PAGE_NORMAL)
+            memcpy(raw + STREAM_PAGE_SIZE * n++, pages[i], STREAM_PAGE_SIZE);
+    raw_len = (size_t)STREAM_PAGE_SIZE * with_data;
+    /* Room for 16 bytes less than the data: what does not fit (LZ4 then
+     * returns 0) would make a record no smaller than PAGE_DATA's, whose
+     * data takes raw_len where this takes 8 + packed_len + padding. */
+    packed_len = LZ4_compress_default((const char *)raw, (char *)packed, (int)raw_len,
+                                      (int)raw_len - 16);
+    if (packed_len <= 0)
+        return stream_write_page_data(s, count, pfns, types, pages);
+    put_le32(words + 8 + 8 * count, (uint32_t)packed_len);
+    put_le32(words + 8 + 8 * count + 4, 0);
+    len = 8 + 8 * count + 8 + (uint32_t)packed_len;
+    r = put_rec_header(s, STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4, len);
+    if (!r)
+        r = stream_sink_write(s, words, 8 + 8 * count + 8);
+    if (!r)
+        r = stream_sink_write(s, packed, (size_t)packed_len);
+    if (!r)
+        r = put_pad(s, len);
+    return r;
 }
 
 int stream_write_tsc_info(struct stream_sink *s, const struct stream_tsc_info *t)

@@ -126,6 +126,20 @@ static uint64_t rec_stream_bytes(const struct stream_record *rec)
     return 8ull + rec->length + pad8(rec->length);
 }
 
+static bool is_page_record(const struct stream_record *rec)
+{
+    return !rec->header && rec->layer == STREAM_LAYER_LIBXC &&
+           (rec->type == STREAM_LIBXC_PAGE_DATA || rec->type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4);
+}
+
+/* What a page record would take as a plain PAGE_DATA. */
+static uint64_t page_record_plain_bytes(const struct stream_record *rec)
+{
+    if (rec->type != STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4)
+        return rec_stream_bytes(rec);
+    return 8ull + 8 + 8ull * get_le(rec->body, 4) + rec->page_data_len;
+}
+
 static const char *rec_name(const struct stream_record *rec)
 {
     const char *n;
@@ -810,8 +824,10 @@ static int input_open(struct input *in, const char *cmd, const char *path, const
         in->own_fd = true;
     }
 
+    /* An inspection tool reads Tandem's compressed page records too. */
     struct stream_reader_opts o = { .start = in->layer, .checkpoints = ro->checkpoints,
-                                    .xen_made = ro->xen_made, .log = &in->log };
+                                    .xen_made = ro->xen_made, .tandem_lz4 = true,
+                                    .log = &in->log };
     rc = stream_reader_new(in->fd, &o, &in->r);
     if (rc) {
         errorf(cmd, in->label, "%s", in->have_error ? in->error : strerror(-rc));
@@ -1007,8 +1023,9 @@ static const char *const info_help =
     "Tells what a Migration v2 image holds: its layers (xl save file, libxl\n"
     "stream, libxc image) and their versions, the domain type and the saving\n"
     "host's version, the config name, the memory (from the RAM pages present),\n"
-    "the pages by kind, the vCPUs (CPU records in HVM_CONTEXT) and the records\n"
-    "by type with their counts and bytes.  '-' reads stdin.\n"
+    "the pages by kind, the vCPUs (CPU records in HVM_CONTEXT), the records\n"
+    "by type with their counts and bytes, and for a stream with Tandem's\n"
+    "lz4-compressed page records what compression saved.  '-' reads stdin.\n"
     "\n"
     "Options:\n"
     "  --checkpoints=plain|remus|colo  the stream is checkpointed (default plain)\n"
@@ -1028,6 +1045,7 @@ static int cmd_info(int argc, char **argv)
     bool have_hvm = false, have_libxl = false;
     uint32_t libxl_version = 0;
     uint64_t normal = 0, xalloc = 0, other = 0, total = 0, trailing = 0;
+    uint64_t page_recs = 0, lz4_recs = 0, page_bytes = 0, page_plain = 0;
     unsigned n;
     uint64_t pfns[STREAM_MAX_BATCH];
     uint8_t types[STREAM_MAX_BATCH];
@@ -1069,10 +1087,13 @@ static int cmd_info(int argc, char **argv)
                 have_libxl = true;
                 libxl_version = h.version;
             }
-        } else if (!rec.header && rec.layer == STREAM_LAYER_LIBXC &&
-                   rec.type == STREAM_LIBXC_PAGE_DATA) {
+        } else if (is_page_record(&rec)) {
             if (stream_decode_page_data(&rec, &n, pfns, types, data))
                 continue;
+            page_recs++;
+            lz4_recs += rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4;
+            page_bytes += rec_stream_bytes(&rec);
+            page_plain += page_record_plain_bytes(&rec);
             for (unsigned i = 0; i < n; i++) {
                 if (types[i] == STREAM_PAGE_NORMAL)
                     normal++;
@@ -1137,6 +1158,16 @@ static int cmd_info(int argc, char **argv)
     }
     printf("pages:         %" PRIu64 " normal with data, %" PRIu64 " XALLOC zero, %" PRIu64
            " other\n", normal, xalloc, other);
+    if (lz4_recs) {
+        char b3[32];
+        printf("compression:   lz4 in %" PRIu64 " of %" PRIu64 " page records; page records take "
+               "%s, %s as plain PAGE_DATA (%.1f%%, ratio %.2f)\n", lz4_recs, page_recs,
+               fmt_size(page_bytes, b1, sizeof(b1)), fmt_size(page_plain, b3, sizeof(b3)),
+               page_plain ? 100.0 * (double)page_bytes / (double)page_plain : 100.0,
+               page_bytes ? (double)page_plain / (double)page_bytes : 1.0);
+        printf("               (Tandem's TANDEM_PAGE_DATA_LZ4: Xen's tools cannot read this "
+               "stream)\n");
+    }
     if (have_hvm) {
         printf("vcpus:         %u\n", hvm.cpus);
         printf("hvm context:   %u save records:", hvm.records);
@@ -1335,6 +1366,13 @@ static json_object *record_json(const struct stream_record *rec, struct input *i
         case STREAM_LIBXC_PAGE_DATA:
             d = json_object_new_object();
             json_page_ranges(d, rec);
+            break;
+        case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
+            d = json_object_new_object();
+            json_page_ranges(d, rec);
+            if (rec->length >= 16 + 8 * get_le(rec->body, 4))
+                jadd(d, "compressed_length", jnum(rec->length - 16 - 8 * get_le(rec->body, 4)));
+            jadd(d, "uncompressed_length", jnum(rec->page_data_len));
             break;
         case STREAM_LIBXC_X86_TSC_INFO: {
             struct stream_tsc_info t;
@@ -1559,7 +1597,9 @@ static const char *const verify_help =
     "Reads a whole stream through the strict reader to its final END and\n"
     "checks every header, record, padding and the records' order, and the\n"
     "HVM_CONTEXT blob's frame.  Exit status 0 if valid, 1 at the first fault,\n"
-    "whose message names the record and its offset.  '-' reads stdin.\n"
+    "whose message names the record and its offset.  Tandem's lz4-compressed\n"
+    "page records are valid (and decompressed to check them), but named in the\n"
+    "result: Xen's tools cannot read such a stream.  '-' reads stdin.\n"
     "\n"
     "Options:\n"
     "  --xen-made                      also accept what Xen's own tools write but\n"
@@ -1578,7 +1618,7 @@ static int cmd_verify(int argc, char **argv)
     struct input in;
     struct stream_record rec;
     bool quiet = false;
-    uint64_t records = 0, total = 0, trailing;
+    uint64_t records = 0, total = 0, trailing, lz4_recs = 0;
     int opt, rc, status = ST_FAILED;
 
     while ((opt = getopt_long(argc, argv, "hq", longopts, NULL)) != -1) {
@@ -1614,6 +1654,8 @@ static int cmd_verify(int argc, char **argv)
         total += rec_stream_bytes(&rec);
         if (!rec.header && !rec.inferred)
             records++;
+        if (is_page_record(&rec) && rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4)
+            lz4_recs++;
         if (!rec.header && rec.layer == STREAM_LAYER_LIBXC && rec.type == STREAM_LIBXC_HVM_CONTEXT) {
             char why[256];
             if (check_hvm_context(&rec, why, sizeof(why))) {
@@ -1646,6 +1688,9 @@ static int cmd_verify(int argc, char **argv)
                in.layer == STREAM_LAYER_XL ? "xl save file"
                : in.layer == STREAM_LAYER_LIBXL ? "libxl stream" : "libxc image",
                inner, records, total);
+        if (lz4_recs)
+            printf("%s: %" PRIu64 " TANDEM_PAGE_DATA_LZ4 records (lz4-compressed pages): for "
+                   "Tandem only, Xen's tools refuse them\n", in.label, lz4_recs);
     }
     status = ST_OK;
 out:
@@ -1798,6 +1843,7 @@ static int image_load(struct image *im, const char *path, const struct read_opts
         } else if (rec.layer == STREAM_LAYER_LIBXC) {
             switch (rec.type) {
             case STREAM_LIBXC_PAGE_DATA:
+            case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
                 rc = stream_decode_page_data(&rec, &n, pfns, types, data);
                 for (unsigned i = 0; !rc && i < n; i++) {
                     uint64_t h = types[i] == STREAM_PAGE_NORMAL ? page_hash(data[i])
@@ -2482,6 +2528,23 @@ static int output_close(struct output *o, bool keep)
     return rc;
 }
 
+/* A TANDEM_PAGE_DATA_LZ4 record, decompressed, as the PAGE_DATA it stands for. */
+static int write_plain_pages(struct stream_sink *s, const struct stream_record *rec)
+{
+    uint64_t pfns[STREAM_MAX_BATCH];
+    uint8_t types[STREAM_MAX_BATCH];
+    const uint8_t *data[STREAM_MAX_BATCH];
+    const void *pages[STREAM_MAX_BATCH];
+    unsigned n;
+    int rc = stream_decode_page_data(rec, &n, pfns, types, data);
+
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < n; i++)
+        pages[i] = data[i];
+    return stream_write_page_data(s, n, pfns, types, pages);
+}
+
 static int sink_record(struct stream_sink *s, uint32_t type, const void *body, uint32_t len)
 {
     static const uint8_t zeros[8];
@@ -2577,8 +2640,10 @@ static const char *const convert_help =
     "xl header.  --stream-version 2 writes a version 2 libxc image, without\n"
     "what version 2 lacks (STATIC_DATA_END, X86_CPUID_POLICY, X86_MSR_POLICY);\n"
     "--stream-version 3 turns a version 2 image into version 3.  Whatever is\n"
-    "dropped is listed on stderr.  Records are copied byte for byte and the\n"
-    "input is checked by the strict reader on the way.  OUT is written under a\n"
+    "dropped is listed on stderr.  Records are copied byte for byte, except\n"
+    "Tandem's lz4-compressed page records, which become plain PAGE_DATA (so\n"
+    "that Xen's tools can read the result), and the input is checked by the\n"
+    "strict reader on the way.  OUT is written under a\n"
     "temporary name and renamed once complete; '-' writes stdout and IN '-'\n"
     "reads stdin.\n"
     "\n"
@@ -2606,6 +2671,7 @@ static int cmd_convert(int argc, char **argv)
     struct input in;
     struct output out;
     struct stream_record rec;
+    uint64_t lz4_recs = 0;
     int opt, rc, status = ST_FAILED;
 
     while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -2749,6 +2815,11 @@ static int cmd_convert(int argc, char **argv)
                 }
                 /* fall through */
             default:
+                if (rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4) {
+                    rc = write_plain_pages(out.s, &rec);
+                    lz4_recs++;
+                    break;
+                }
                 rc = sink_record(out.s, rec.type, rec.body, rec.length);
                 if (!rc && rec.type == STREAM_LIBXC_END && in.layer == STREAM_LAYER_LIBXC &&
                     to != STREAM_LAYER_LIBXC)
@@ -2765,6 +2836,9 @@ static int cmd_convert(int argc, char **argv)
     }
     input_progress_clear(&in);
     uint64_t trailing = input_trailing(&in);
+    if (lz4_recs)
+        input_note(&in, "%" PRIu64 " lz4-compressed page records (TANDEM_PAGE_DATA_LZ4) written "
+                   "as plain PAGE_DATA", lz4_recs);
     if (trailing)
         input_note(&in, "%" PRIu64 " bytes after the stream's final END not copied", trailing);
     status = ST_OK;

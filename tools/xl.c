@@ -51,10 +51,14 @@ static const struct xl_command commands[] = {
       "  --max-iters N      precopy rounds at most (default 30)\n"
       "  --bandwidth MBPS   limit the send rate to MBPS megabytes per second\n"
       "  --logdirty MODE    ring or bitmap: insist on this dirty-page log\n"
-      "  --json             print the result as one JSON object on stdout\n" },
+      "  --json             print the result as one JSON object on stdout\n"
+      "  --compress         send page data lz4-compressed where that is smaller; the\n"
+      "                     receiver must be Tandem's (it is run with -z), and the\n"
+      "                     stream is no longer one Xen's tools can read\n" },
     { "migrate-receive", xl_cmd_migrate_receive, "Receive a migrating domain (run by xl migrate)",
-      "[-d] [-e] [-p]",
+      "[-d] [-e] [-p] [-z]",
       "  -p             leave the domain paused once received\n"
+      "  -z             accept lz4-compressed page data (xl migrate --compress)\n"
       "Reads the stream on standard input and answers on standard output.\n" },
     { "info", xl_cmd_info, "Get information about the host", "", "" },
     { "help", xl_cmd_help, "Print this help", "[command]", "" },

@@ -53,10 +53,11 @@ int xl_load_config(struct xl_ctx *ctx, const char *file, int n_overrides, char *
 int xl_destroy_domain(struct xl_ctx *ctx, const struct registry_entry *e);
 
 /* Starts a domain process for config c: it boots the kernel, or restores
- * from restore_fd when that is >= 0.  Waits until the domain runs (or is
- * paused) and fills *domid_out and the process's one-line summary. */
+ * from restore_fd when that is >= 0, with restore_options (NULL: none;
+ * "compress": accept lz4-compressed pages).  Waits until the domain runs
+ * (or is paused) and fills *domid_out and the process's one-line summary. */
 int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, int restore_fd,
-                    unsigned *domid_out, char *summary, size_t summary_len);
+                    const char *restore_options, unsigned *domid_out, char *summary, size_t summary_len);
 
 int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv);

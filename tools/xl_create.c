@@ -166,7 +166,7 @@ static void file_log_fn(void *opaque, enum tlog_level level, const char *msg)
 
 /* In the grandchild: become the domain process. Never returns. */
 static void become_domain_process(struct xl_ctx *ctx, const struct domain_config *c, unsigned domid,
-                                  bool paused, int ready_fd, int restore_fd)
+                                  bool paused, int ready_fd, int restore_fd, const char *restore_options)
 {
     /* migrate-receive restores from its stdin: keep that stream out of
      * the way of the redirections below. */
@@ -190,13 +190,17 @@ static void become_domain_process(struct xl_ctx *ctx, const struct domain_config
     struct tlog log = { .fn = file_log_fn, .opaque = logf, .min_level = TLOG_INFO };
     struct domproc_args a = {
         .paths = ctx->paths, .config = *c, .domid = domid, .start_paused = paused,
-        .ready_fd = ready_fd, .restore_fd = restore_fd, .hooks = &migration_domproc_hooks, .log = &log,
+        .ready_fd = ready_fd, .restore_fd = restore_fd, .restore_options = restore_options,
+        .hooks = &migration_domproc_hooks, .log = &log,
     };
     _exit(domproc_main(&a));
 }
 
 /* Reads the domain process's one-line answer. */
-static int wait_ready(int fd, char *line, size_t len)
+/* A restore takes as long as its stream does (a live migration over a
+ * slow link takes minutes): it has no time limit; the domain process
+ * reports, or dies and the pipe closes. */
+static int wait_ready(int fd, char *line, size_t len, bool limited)
 {
     size_t n = 0;
     struct timespec start, now;
@@ -204,7 +208,9 @@ static int wait_ready(int fd, char *line, size_t len)
     while (n + 1 < len) {
         clock_gettime(CLOCK_MONOTONIC, &now);
         long left = CREATE_TIMEOUT_MS - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
-        if (left <= 0)
+        if (!limited)
+            left = -1;
+        else if (left <= 0)
             return -ETIMEDOUT;
         struct pollfd p = { .fd = fd, .events = POLLIN };
         int pr = poll(&p, 1, (int)left);
@@ -229,7 +235,7 @@ static int wait_ready(int fd, char *line, size_t len)
 }
 
 int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, int restore_fd,
-                    unsigned *domid_out, char *summary, size_t summary_len)
+                    const char *restore_options, unsigned *domid_out, char *summary, size_t summary_len)
 {
     unsigned domid;
     int rc = registry_reserve(&ctx->paths, c, getpid(), &domid, &ctx->log);
@@ -259,12 +265,12 @@ int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paus
         pid_t g = fork();
         if (g != 0)
             _exit(g < 0 ? 1 : 0);
-        become_domain_process(ctx, c, domid, paused, pfd[1], restore_fd);
+        become_domain_process(ctx, c, domid, paused, pfd[1], restore_fd, restore_options);
     }
     close(pfd[1]);
     waitpid(child, NULL, 0);
     char line[512];
-    rc = wait_ready(pfd[0], line, sizeof(line));
+    rc = wait_ready(pfd[0], line, sizeof(line), restore_fd < 0);
     close(pfd[0]);
     if (rc == 0 && strncmp(line, "ok", 2) == 0) {
         *domid_out = domid;
@@ -348,7 +354,7 @@ int xl_cmd_create(struct xl_ctx *ctx, int argc, char **argv)
     if (xl_open_host(ctx))
         return XL_FAILED;
     unsigned domid = 0;
-    if (xl_spawn_domain(ctx, &c, paused, -1, &domid, NULL, 0))
+    if (xl_spawn_domain(ctx, &c, paused, -1, NULL, &domid, NULL, 0))
         return XL_FAILED;
     if (ctx->verbose)
         fprintf(stderr, "xl: create: domain %s created with ID %u\n", c.name, domid);

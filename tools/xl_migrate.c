@@ -11,7 +11,11 @@
  *   sender      on 0 destroys its copy; otherwise waits for the receiver's
  *               "domain is yours..." and resumes its own.
  * Until the receiver reports success the source guest is only paused, and
- * any failure resumes it. */
+ * any failure resumes it.
+ *
+ * --compress (Tandem's) runs the receiver with -z, which tells it to accept
+ * lz4-compressed page records; a receiver without -z would refuse them, and
+ * one that does not know -z does not start. */
 #include "config.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -208,6 +212,18 @@ static void print_json(const char *result, const char *error, uint64_t total_use
         json_object_object_add(o, "stop_copy_ms", json_object_new_double(strtod(p + 13, NULL)));
     if ((p = strstr(summary, "ring_full_exits=")))
         json_object_object_add(o, "ring_full_exits", json_object_new_int64(strtoll(p + 16, NULL, 10)));
+    char comp[16] = "none";
+    if ((p = strstr(summary, "compress=")))
+        sscanf(p + 9, "%15s", comp);
+    json_object_object_add(o, "compress", json_object_new_string(comp));
+    /* The page records as sent, and what they would have been plain. */
+    unsigned long long page_bytes = 0, page_plain = 0;
+    if ((p = strstr(summary, " page_bytes=")))
+        page_bytes = strtoull(p + 12, NULL, 10);
+    if ((p = strstr(summary, " page_bytes_plain=")))
+        page_plain = strtoull(p + 18, NULL, 10);
+    json_object_object_add(o, "page_bytes", json_object_new_int64((int64_t)page_bytes));
+    json_object_object_add(o, "page_bytes_plain", json_object_new_int64((int64_t)page_plain));
     json_object *iters = json_object_new_array();
     if ((p = strstr(summary, "iter="))) {
         p += 5;
@@ -221,6 +237,7 @@ static void print_json(const char *result, const char *error, uint64_t total_use
             json_object_object_add(it, "zero_pages", json_object_new_int64((int64_t)z));
             json_object_object_add(it, "dirty_pages", json_object_new_int64((int64_t)d));
             json_object_object_add(it, "ms", json_object_new_int64((int64_t)ms));
+            json_object_object_add(it, "bytes", json_object_new_int64((int64_t)b));
             json_object_object_add(it, "mbps", json_object_new_double(ms ? (double)b / 1000.0 / (double)ms : 0));
             json_object_array_add(iters, it);
             p += n;
@@ -240,7 +257,14 @@ static void print_summary(uint64_t total_usec, uint64_t downtime_usec, const cha
 {
     fprintf(stderr, "migration summary: total_ms=%.1f downtime_ms=%.1f %s\n", (double)total_usec / 1000.0,
             (double)downtime_usec / 1000.0, summary);
-    const char *p = strstr(summary, "iter=");
+    const char *p = strstr(summary, "compress=lz4");
+    if (p) {
+        const char *pb = strstr(summary, " page_bytes="), *pp = strstr(summary, " page_bytes_plain=");
+        unsigned long long sent = pb ? strtoull(pb + 12, NULL, 10) : 0, plain = pp ? strtoull(pp + 18, NULL, 10) : 0;
+        fprintf(stderr, "compression: lz4, page records %llu bytes sent for %llu plain (%.1f%%)\n", sent, plain,
+                plain ? 100.0 * (double)sent / (double)plain : 100.0);
+    }
+    p = strstr(summary, "iter=");
     if (!p)
         return;
     fprintf(stderr, "pages per iteration:");
@@ -270,7 +294,7 @@ static const char *self_path(char *buf, size_t len)
 int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("migrate");
-    enum { OPT_DEBUG = 256, OPT_DOWNTIME, OPT_LOGDIRTY, OPT_BANDWIDTH, OPT_ITERS, OPT_JSON };
+    enum { OPT_DEBUG = 256, OPT_DOWNTIME, OPT_LOGDIRTY, OPT_BANDWIDTH, OPT_ITERS, OPT_JSON, OPT_COMPRESS };
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "debug", no_argument, NULL, OPT_DEBUG },
@@ -279,9 +303,10 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         { "bandwidth", required_argument, NULL, OPT_BANDWIDTH },
         { "max-iters", required_argument, NULL, OPT_ITERS },
         { "json", no_argument, NULL, OPT_JSON },
+        { "compress", no_argument, NULL, OPT_COMPRESS },
         { 0 } };
     const char *ssh = "ssh", *cfgfile = NULL;
-    bool dest_paused = false;
+    bool dest_paused = false, compress = false;
     unsigned downtime = 30, iters = 30;
     unsigned long long bandwidth_mb = 0;
     enum domain_logdirty_mode logdirty = DOMAIN_LOGDIRTY_AUTO;
@@ -297,6 +322,7 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         case 'p': dest_paused = true; break;
         case OPT_DEBUG: s.debug = true; break;
         case OPT_JSON: s.json = true; break;
+        case OPT_COMPRESS: compress = true; break;
         case OPT_DOWNTIME:
             downtime = (unsigned)strtoul(optarg, &end, 10);
             if (*end || end == optarg) return xl_usage(cmd, true);
@@ -342,7 +368,10 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
             return XL_FAILED;
     }
     char self[4096], rune[8192];
-    const char *flags = dest_paused ? " -p" : "";
+    /* -z: the receiver accepts lz4-compressed pages (one that does not
+     * know -z refuses to start, and the guest stays here). */
+    char flags[8];
+    snprintf(flags, sizeof(flags), "%s%s", dest_paused ? " -p" : "", compress ? " -z" : "");
     if (!ssh[0])
         snprintf(rune, sizeof(rune), "%s %s%s migrate-receive%s", host, self_path(self, sizeof(self)),
                  s.debug ? " -v" : "", flags);
@@ -376,9 +405,10 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         failure = "the receiver did not start";
         goto failed_resume;
     }
-    snprintf(opts, sizeof(opts), "save live max_downtime_ms=%u max_iters=%u bandwidth=%llu%s%s", downtime, iters,
+    snprintf(opts, sizeof(opts), "save live max_downtime_ms=%u max_iters=%u bandwidth=%llu%s%s%s", downtime, iters,
              bandwidth_mb * 1000000ULL, logdirty != DOMAIN_LOGDIRTY_AUTO ? " logdirty=" : "",
-             logdirty != DOMAIN_LOGDIRTY_AUTO ? domain_logdirty_mode_name(logdirty) : "");
+             logdirty != DOMAIN_LOGDIRTY_AUTO ? domain_logdirty_mode_name(logdirty) : "",
+             compress ? " compress" : "");
     if (!s.json)
         fprintf(stderr, "migration sender: sending domain %s (%u) to '%s'\n", e.name, e.domid, host);
     rc = control_command_progress(&ctx->paths, e.domid, opts, send_fd, on_progress, &s, summary, sizeof(summary),
@@ -470,13 +500,14 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("migrate-receive");
     static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-    bool paused = false;
+    bool paused = false, compress = false;
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+hdep", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+hdepz", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd': case 'e': break; /* xl's debug / no-daemonize: accepted */
         case 'p': paused = true; break;
+        case 'z': compress = true; break; /* Tandem's: accept lz4-compressed pages */
         case 'h': return xl_usage(cmd, false);
         default: return xl_usage(cmd, true);
         }
@@ -485,7 +516,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
         return xl_usage(cmd, true);
     const int recv_fd = STDIN_FILENO, send_fd = STDOUT_FILENO;
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "migration target: Ready to receive domain.\n");
+    fprintf(stderr, "migration target: Ready to receive domain%s.\n", compress ? " (lz4 compression accepted)" : "");
     if (xl_open_host(ctx) || write_exact(send_fd, banner, sizeof(banner) - 1))
         return XL_FAILED;
 
@@ -519,7 +550,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
 
     unsigned domid = 0;
     char summary[400] = "";
-    if (xl_spawn_domain(ctx, &c, true, recv_fd, &domid, summary, sizeof(summary))) {
+    if (xl_spawn_domain(ctx, &c, true, recv_fd, compress ? "compress" : NULL, &domid, summary, sizeof(summary))) {
         fprintf(stderr, "migration target: Domain creation failed.\n");
         return XL_FAILED;
     }

@@ -193,7 +193,7 @@ int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv)
     fprintf(stderr, "Loading new save file %s (new xl fmt info 0x%x/0x0)\n", file, STREAM_XL_FLAG_JSON);
     unsigned domid = 0;
     char summary[400] = "";
-    rc = xl_spawn_domain(ctx, &c, paused, fd, &domid, summary, sizeof(summary));
+    rc = xl_spawn_domain(ctx, &c, paused, fd, NULL, &domid, summary, sizeof(summary));
     close(fd);
     if (rc)
         return XL_FAILED;

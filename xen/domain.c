@@ -440,10 +440,26 @@ int domain_set_vcpu_throttle(struct domain *d, unsigned vcpu, unsigned pct)
     return 0;
 }
 
+int domain_set_vcpu_dirty_limit(struct domain *d, unsigned vcpu, uint64_t pages_per_sec)
+{
+    if (vcpu >= d->nr_vcpus)
+        return -EINVAL;
+    if (d->logdirty_mode != DOMAIN_LOGDIRTY_RING)
+        return -EOPNOTSUPP;
+    __atomic_store_n(&d->vcpus[vcpu].dirty_limit, pages_per_sec, __ATOMIC_RELAXED);
+    return 0;
+}
+
 void domain_throttle_off(struct domain *d)
 {
-    for (unsigned i = 0; i < d->nr_vcpus; i++)
+    for (unsigned i = 0; i < d->nr_vcpus; i++) {
         __atomic_store_n(&d->vcpus[i].throttle_pct, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&d->vcpus[i].dirty_limit, 0, __ATOMIC_RELAXED);
+    }
+    /* A vCPU waiting out its dirty limit goes on at once. */
+    pthread_mutex_lock(&d->lock);
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
     if (d->throttle_running) {
         __atomic_store_n(&d->throttle_stop, true, __ATOMIC_RELEASE);
         pthread_join(d->throttle_thread, NULL);
@@ -476,6 +492,7 @@ void domain_pause(struct domain *d)
 {
     pthread_mutex_lock(&d->lock);
     d->pause_count++;
+    pthread_cond_broadcast(&d->cond); /* wakes vCPUs waiting out a dirty limit */
     pthread_mutex_unlock(&d->lock);
     domain_kick_all(d);
     pthread_mutex_lock(&d->lock);

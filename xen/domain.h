@@ -35,6 +35,8 @@ struct vcpu {
     bool mmio_warned;
     bool io_pending;          /* last exit was port/MMIO: KVM_RUN must complete it */
     unsigned throttle_pct;    /* share of each throttle period it must sleep */
+    uint64_t dirty_limit;     /* pages/s, enforced at ring-full exits; 0 = none */
+    uint64_t limit_t0_usec, limit_d0;   /* the window it is measured over */
     /* Its dirty ring (ring mode), the next entry to harvest, and how many
      * entries it has yielded; ring_lock serialises harvesters. */
     struct kvm_dirty_gfn *ring;
@@ -67,6 +69,7 @@ struct domain {
     bool logdirty_on;
     pthread_mutex_t logdirty_lock;
     uint64_t *logdirty_pending;
+    uint64_t logdirty_pending_count;  /* entries behind its bits; 0 = empty */
     uint64_t ring_full_exits;
 
     /* Throttling (for migrations that would not converge): a thread kicks

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -41,6 +42,8 @@ struct job {
     char options[200];
     int rc;
     char summary[2048];
+    bool cancel;             /* its client hung up: give up */
+    bool was_user_paused;
 };
 
 struct domproc {
@@ -69,6 +72,7 @@ struct domproc {
      * and keeps the last error, which is what xl shows if create fails. */
     struct tlog log;
     char last_error[300];
+    int watch_stop[2];       /* ends the restore watcher */
 };
 
 static void domproc_log(void *opaque, enum tlog_level level, const char *msg)
@@ -269,8 +273,8 @@ static void *save_thread(void *arg)
 {
     struct domproc *dp = arg;
     struct job *j = &dp->job;
-    j->rc = dp->a->hooks->save(dp->d, j->fd, j->options, save_progress, j, j->summary, sizeof(j->summary),
-                               &dp->log);
+    j->rc = dp->a->hooks->save(dp->d, j->fd, j->options, save_progress, j, &j->cancel, j->summary,
+                               sizeof(j->summary), &dp->log);
     uint64_t one = 1;
     if (write(dp->job_efd, &one, sizeof(one)) < 0) { /* already signalled */ }
     return NULL;
@@ -299,6 +303,7 @@ static bool start_save(struct domproc *dp, struct client *c, const char *options
     c->passed_fd = -1;
     j->client = c;
     j->progress_fd = dup(c->fd);
+    j->was_user_paused = dp->user_paused;
     snprintf(j->options, sizeof(j->options), "%s", options);
     /* A live save pauses the domain itself, for the stop-and-copy; every
      * save returns with the domain paused once more than before. */
@@ -330,11 +335,23 @@ static void finish_save(struct domproc *dp)
     close(j->fd);
     if (j->progress_fd >= 0)
         close(j->progress_fd);
-    /* The save's pause becomes the user's: the domain stays paused. */
-    if (dp->user_paused)
+    /* The save's pause becomes the user's: the domain stays paused for
+     * the client to destroy, unpause or hand over.  With the client gone
+     * (xl killed) nobody would: the guest goes on as it was, unless it was
+     * already renamed --migratedaway, past the point of no return. */
+    static const char away[] = "--migratedaway";
+    size_t nl = strlen(dp->a->config.name), al = sizeof(away) - 1;
+    bool handed_over = nl > al && strcmp(dp->a->config.name + nl - al, away) == 0;
+    if (!j->client && !handed_over) {
         domain_unpause(dp->d);
-    dp->user_paused = true;
-    update_registry(dp, DOMAIN_STATE_PAUSED, NULL);
+        tlog_warn(&dp->log, "the client of the save went away; domain %u resumed", dp->a->domid);
+        update_registry(dp, running_state(dp), NULL);
+    } else {
+        if (dp->user_paused)
+            domain_unpause(dp->d);
+        dp->user_paused = true;
+        update_registry(dp, DOMAIN_STATE_PAUSED, NULL);
+    }
     /* The save's own error says where it failed; keep it for the client
      * before logging anything else. */
     char why[sizeof(dp->last_error)];
@@ -385,6 +402,14 @@ static void rename_domain(struct domproc *dp, struct client *c, const char *name
     }
     tlog_info(&dp->log, "domain %u renamed from %s to %s", dp->a->domid, dp->a->config.name, name);
     drain_console(dp);
+    /* A log the old name never wrote to (a migration's <name>--incoming)
+     * is not worth keeping. */
+    struct stat st;
+    if (dp->console_log_fd >= 0 && fstat(dp->console_log_fd, &st) == 0 && st.st_size == 0) {
+        char old[600];
+        host_paths_console_log(&dp->a->paths, dp->a->config.name, old, sizeof(old));
+        unlink(old);
+    }
     dp->reg = e;
     dp->a->config = cfg;
     open_console_log(dp);
@@ -459,8 +484,16 @@ static void handle_client(struct domproc *dp, struct client *c)
             uart_receive(&dp->d->uart, buf, (unsigned)r);
         return;
     }
-    if (dp->job.client == c)
-        return; /* waiting for its save: nothing more to read */
+    if (dp->job.client == c) {
+        /* Waiting for its save; if it hangs up, the save is abandoned. */
+        char b[64];
+        ssize_t r = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
+            __atomic_store_n(&dp->job.cancel, true, __ATOMIC_RELAXED);
+            client_close(dp, c);
+        }
+        return;
+    }
     /* recvmsg, because a command may come with a file descriptor. */
     struct iovec iov = { .iov_base = c->buf + c->len, .iov_len = sizeof(c->buf) - 1 - c->len };
     union {
@@ -541,6 +574,29 @@ static int open_listen_socket(struct domproc *dp)
     return fd;
 }
 
+/* Watches the ready pipe during a restore: when its reader (the xl that
+ * started us) goes away, the incoming domain is abandoned at once. */
+static void *restore_watch(void *arg)
+{
+    struct domproc *dp = arg;
+    struct pollfd p[2] = { { .fd = dp->a->ready_fd, .events = 0 }, { .fd = dp->watch_stop[0], .events = POLLIN } };
+    for (;;) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        if (p[1].revents)
+            return NULL;
+        if (p[0].revents & (POLLERR | POLLHUP)) {
+            tlog_error(&dp->log, "domain %u: the xl that started this restore went away; abandoning it",
+                       dp->a->domid);
+            registry_remove(&dp->a->paths, dp->a->domid);
+            _exit(1); /* the kernel frees the VM with the process */
+        }
+    }
+}
+
 static void tell_ready(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void tell_ready(int fd, const char *fmt, ...)
 {
@@ -572,7 +628,7 @@ int domproc_main(struct domproc_args *a)
     dp->a = a;
     dp->log = (struct tlog){ .fn = domproc_log, .opaque = dp, .min_level = TLOG_DEBUG };
     dp->epfd = dp->listen_fd = dp->console_efd = dp->end_efd = dp->signal_fd = dp->console_log_fd = -1;
-    dp->job_efd = -1;
+    dp->job_efd = dp->watch_stop[0] = dp->watch_stop[1] = -1;
     for (unsigned i = 0; i < MAX_CLIENTS; i++)
         dp->clients[i].fd = dp->clients[i].passed_fd = -1;
     pthread_mutex_init(&dp->ring_lock, NULL);
@@ -607,9 +663,20 @@ int domproc_main(struct domproc_args *a)
     }
     char summary[300] = "";
     if (restoring) {
+        /* Whoever started the restore (xl restore, xl migrate-receive)
+         * must still be there to hand the domain on; without it this would
+         * be a half-built domain nobody owns. */
+        pthread_t watcher;
+        bool watching = pipe2(dp->watch_stop, O_CLOEXEC) == 0 &&
+                        pthread_create(&watcher, NULL, restore_watch, dp) == 0;
         int rc = a->hooks && a->hooks->restore
-                     ? a->hooks->restore(dp->d, a->restore_fd, summary, sizeof(summary), &dp->log)
+                     ? a->hooks->restore(dp->d, a->restore_fd, a->restore_options ? a->restore_options : "",
+                                         summary, sizeof(summary), &dp->log)
                      : -ENOTSUP;
+        if (watching) {
+            if (write(dp->watch_stop[1], "x", 1) < 0) { /* the thread reads it or is gone */ }
+            pthread_join(watcher, NULL);
+        }
         close(a->restore_fd);
         a->restore_fd = -1;
         if (rc) {
@@ -702,7 +769,8 @@ out:
     registry_remove(&a->paths, a->domid);
     if (dp->listen_fd >= 0)
         close(dp->listen_fd);
-    int fds[] = { dp->epfd, dp->console_efd, dp->end_efd, dp->signal_fd, dp->console_log_fd, dp->job_efd };
+    int fds[] = { dp->epfd, dp->console_efd, dp->end_efd, dp->signal_fd, dp->console_log_fd, dp->job_efd,
+                  dp->watch_stop[0], dp->watch_stop[1] };
     for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);

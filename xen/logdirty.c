@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include "domain.h"
@@ -92,7 +93,7 @@ void logdirty_teardown_vcpu(struct domain *d, struct vcpu *v)
 static void set_pfn(uint64_t *bitmap, uint64_t max_pfn, uint64_t pfn)
 {
     if (bitmap && pfn < max_pfn)
-        __atomic_fetch_or(&bitmap[pfn / 64], 1ULL << (pfn % 64), __ATOMIC_RELAXED);
+        bitmap[pfn / 64] |= 1ULL << (pfn % 64);
 }
 
 /* Moves one vCPU's dirty entries into bitmap (NULL: drop them) and marks
@@ -118,16 +119,76 @@ static uint64_t harvest_ring(struct domain *d, struct vcpu *v, uint64_t *bitmap)
     return n;
 }
 
-/* A vCPU whose ring filled up empties it itself and goes on: no page is
- * lost and the vCPU waits for nobody. */
+/* Harvests every vCPU's ring into `bitmap` and re-arms the harvested
+ * pages, as one step under logdirty_lock.  Only one thread at a time may
+ * be between reading entries and KVM_RESET_DIRTY_RINGS: a reset that lands
+ * while another thread is part-way through its harvest has been seen to
+ * lose writes on this host, and QEMU serialises its reaping the same way. */
+static uint64_t harvest_all_locked(struct domain *d, uint64_t *bitmap)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < d->nr_vcpus; i++)
+        n += harvest_ring(d, &d->vcpus[i], bitmap);
+    if (n)
+        ioctl(d->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+    return n;
+}
+
+static uint64_t now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* A vCPU over its dirty-rate limit waits here (on its own thread, at a
+ * ring-full exit, the one place it is sure to come by often) until it is
+ * back under it, or until the domain is paused or the limit lifted, so
+ * that the stop-and-copy never waits for it. */
+static void dirty_limit_wait(struct domain *d, struct vcpu *v)
+{
+    uint64_t limit = __atomic_load_n(&v->dirty_limit, __ATOMIC_RELAXED);
+    uint64_t now = now_usec(), dirtied = v->dirtied;
+    if (!limit) {
+        v->limit_t0_usec = 0;
+        return;
+    }
+    if (!v->limit_t0_usec || now - v->limit_t0_usec > 2000000) {
+        v->limit_t0_usec = now; /* a fresh window */
+        v->limit_d0 = dirtied;
+        return;
+    }
+    uint64_t due = v->limit_t0_usec + (dirtied - v->limit_d0) * 1000000u / limit;
+    if (due <= now)
+        return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    uint64_t wait = due - now;
+    until.tv_sec += (time_t)(wait / 1000000u);
+    until.tv_nsec += (long)(wait % 1000000u) * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&d->lock);
+    while (!d->pause_count && !d->stopping && __atomic_load_n(&v->dirty_limit, __ATOMIC_RELAXED) &&
+           pthread_cond_timedwait(&d->cond, &d->lock, &until) == 0)
+        ;
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* A vCPU whose ring filled up empties every ring into the pending bitmap
+ * and goes on: no page is lost and no vCPU waits for the migration. */
 void logdirty_ring_full(struct domain *d, struct vcpu *v)
 {
+    (void)v;
     pthread_mutex_lock(&d->logdirty_lock);
-    uint64_t *pending = d->logdirty_pending;
-    harvest_ring(d, v, pending);
+    uint64_t n = harvest_all_locked(d, d->logdirty_pending);
+    if (n && d->logdirty_pending)
+        __atomic_fetch_add(&d->logdirty_pending_count, n, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&d->logdirty_lock);
-    ioctl(d->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
     __atomic_fetch_add(&d->ring_full_exits, 1, __ATOMIC_RELAXED);
+    dirty_limit_wait(d, v);
 }
 
 static int set_slot_logging(struct domain *d, bool on)
@@ -162,11 +223,11 @@ int domain_logdirty_start(struct domain *d, const struct tlog *log)
         return -ENOMEM;
     /* Entries left from an earlier round describe writes that round
      * already sent; drop them before logging anew. */
-    for (unsigned i = 0; i < d->nr_vcpus; i++)
-        if (d->vcpus[i].ring)
-            harvest_ring(d, &d->vcpus[i], NULL);
     pthread_mutex_lock(&d->logdirty_lock);
+    if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
+        harvest_all_locked(d, NULL);
     d->logdirty_pending = pending;
+    d->logdirty_pending_count = 0;
     pthread_mutex_unlock(&d->logdirty_lock);
     int rc = set_slot_logging(d, true);
     if (rc) {
@@ -181,12 +242,9 @@ int domain_logdirty_start(struct domain *d, const struct tlog *log)
 void domain_logdirty_stop(struct domain *d)
 {
     set_slot_logging(d, false);
-    for (unsigned i = 0; i < d->nr_vcpus; i++)
-        if (d->vcpus[i].ring)
-            harvest_ring(d, &d->vcpus[i], NULL);
-    if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
-        ioctl(d->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
     pthread_mutex_lock(&d->logdirty_lock);
+    if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
+        harvest_all_locked(d, NULL);
     free(d->logdirty_pending);
     d->logdirty_pending = NULL;
     pthread_mutex_unlock(&d->logdirty_lock);
@@ -240,24 +298,24 @@ int domain_logdirty_harvest(struct domain *d, uint64_t *bitmap, uint64_t *count_
         if (rc)
             return rc;
     } else {
-        for (unsigned i = 0; i < d->nr_vcpus; i++)
-            count += harvest_ring(d, &d->vcpus[i], bitmap);
-        /* What vCPUs emptied themselves on ring-full exits. */
         pthread_mutex_lock(&d->logdirty_lock);
-        size_t words = domain_logdirty_bitmap_words(d);
-        for (size_t w = 0; w < words; w++) {
-            uint64_t bits = __atomic_exchange_n(&d->logdirty_pending[w], 0, __ATOMIC_RELAXED);
-            if (bits) {
-                bitmap[w] |= bits;
-                count += (uint64_t)__builtin_popcountll(bits);
+        count = harvest_all_locked(d, bitmap);
+        /* What ring-full exits collected since the last harvest; skipped
+         * when there is none, so a harvest costs what was dirtied, not
+         * what the guest's size is. */
+        if (d->logdirty_pending_count) {
+            size_t words = domain_logdirty_bitmap_words(d);
+            for (size_t w = 0; w < words; w++) {
+                uint64_t bits = d->logdirty_pending[w];
+                if (bits) {
+                    d->logdirty_pending[w] = 0;
+                    bitmap[w] |= bits;
+                }
             }
+            count += d->logdirty_pending_count;
+            d->logdirty_pending_count = 0;
         }
         pthread_mutex_unlock(&d->logdirty_lock);
-        if (ioctl(d->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0) {
-            int err = errno;
-            tlog_error(d->log, "KVM_RESET_DIRTY_RINGS: %s", strerror(err));
-            return -err;
-        }
     }
     if (count_out)
         *count_out = count;

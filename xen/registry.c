@@ -57,6 +57,10 @@ int process_start_time(pid_t pid, unsigned long long *out)
     if (!p)
         return -EINVAL;
     p++;
+    /* A zombie has finished: its parent (init, for a domain process) may
+     * take a while to reap it, but nothing of the domain is left. */
+    if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X'))
+        return -ESRCH;
     for (int field = 2; field < 21 && p; field++)
         p = strchr(p + 1, ' ');
     if (!p)

@@ -4,6 +4,7 @@
 #ifndef TANDEM_MIGRATION_H
 #define TANDEM_MIGRATION_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "tandem/log.h"
 #include "tandem/xen.h"
@@ -13,6 +14,17 @@ struct migration_stats {
     uint64_t zero_pages;        /* sent as XALLOC, no data */
     uint64_t bytes;             /* stream bytes */
     uint64_t usec;              /* wall time */
+    /* The page records as written (PAGE_DATA and TANDEM_PAGE_DATA_LZ4),
+     * and what they would have taken as plain PAGE_DATA: equal unless
+     * the pages went compressed. */
+    uint64_t page_bytes, page_bytes_plain;
+};
+
+/* How to restore. */
+struct migration_restore_opts {
+    /* Accept lz4-compressed page data (TANDEM_PAGE_DATA_LZ4): only when
+     * this receiver asked the sender for it (xl migrate-receive -z). */
+    bool compress;
 };
 
 /* Writes the domain's whole state to fd as a libxl stream.  The domain
@@ -20,8 +32,9 @@ struct migration_stats {
 int migration_save(struct domain *d, int fd, struct migration_stats *st, const struct tlog *log);
 /* Reads a libxl stream from fd into a domain built for restore (its
  * vCPUs have not run).  Strict: any error leaves the domain unusable and
- * the caller destroys it. */
-int migration_restore(struct domain *d, int fd, struct migration_stats *st, const struct tlog *log);
+ * the caller destroys it.  o may be NULL: a plain stream only. */
+int migration_restore(struct domain *d, int fd, const struct migration_restore_opts *o,
+                      struct migration_stats *st, const struct tlog *log);
 
 /* ---- Live save (precopy) ---------------------------------------------- */
 #define MIGRATION_MAX_ITER_STATS 64
@@ -31,10 +44,16 @@ struct migration_live_opts {
     unsigned max_iters;                  /* or after this many rounds */
     uint64_t bandwidth_bytes_per_sec;    /* send-rate limit, 0 = none */
     enum domain_logdirty_mode logdirty;  /* AUTO = the domain's own */
+    /* Page data as TANDEM_PAGE_DATA_LZ4 where that makes a batch smaller:
+     * only for a receiver that asked for it (not Xen-verifiable). */
+    bool compress;
     /* One line per round ("iteration=N pages=... est_downtime_ms=..."),
      * and "paused" when the stop-and-copy starts. */
     void (*progress)(void *opaque, const char *line);
     void *progress_opaque;
+    /* Set (by another thread) to give up: the save fails with -ECANCELED
+     * at its next batch. */
+    const bool *cancel;
 };
 
 struct migration_iteration {
@@ -50,8 +69,10 @@ struct migration_live_stats {
     uint64_t stop_copy_usec;             /* how long it took */
     uint64_t final_pages;
     unsigned throttle_pct;               /* the most any vCPU was throttled */
+    uint64_t dirty_limit;                /* the lowest dirty-rate limit set, pages/s (0 = none) */
     enum domain_logdirty_mode logdirty;
     uint64_t ring_full_exits;
+    bool compress;                       /* the pages went through lz4 */
 };
 
 /* Writes the domain's state to fd while it runs; returns with the domain
@@ -59,7 +80,9 @@ struct migration_live_stats {
  * migration does not go through). */
 int migration_save_live(struct domain *d, int fd, const struct migration_live_opts *o,
                         struct migration_live_stats *st, const struct tlog *log);
-/* "key=value ..." with iter=pages:zero:dirty:ms:bytes,... */
+/* "key=value ..." with iter=pages:zero:dirty:ms:bytes,... (bytes: as
+ * sent, compressed or not; compress=lz4|none, page_bytes= and
+ * page_bytes_plain= tell what compression saved). */
 void migration_live_stats_format(const struct migration_live_stats *st, char *buf, size_t len);
 
 /* Formats stats as the one-line summary tools print. */

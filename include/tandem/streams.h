@@ -69,6 +69,12 @@ enum stream_libxc_type {
     STREAM_LIBXC_STATIC_DATA_END = 0x10,
     STREAM_LIBXC_X86_CPUID_POLICY = 0x11,
     STREAM_LIBXC_X86_MSR_POLICY = 0x12,
+    /* Tandem's own, far outside Xen's range and mandatory, so that a reader
+     * that does not know it fails instead of losing pages: PAGE_DATA with
+     * the page data in one LZ4 block (docs/stream-extensions.md).  Written
+     * only when both ends agreed on compression; the reader accepts it only
+     * with stream_reader_opts.tandem_lz4. */
+    STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 = 0x100,
 };
 enum stream_libxl_type {
     STREAM_LIBXL_END = 0x00,
@@ -132,6 +138,11 @@ enum stream_checkpoint_state {
  * writer refuses to write what its reader would refuse. */
 #define STREAM_MAX_BATCH         1024u   /* pages per PAGE_DATA, as Xen's MAX_BATCH_SIZE */
 #define STREAM_MAX_PAGE_DATA_LEN (8u + 8u * STREAM_MAX_BATCH + STREAM_PAGE_SIZE * STREAM_MAX_BATCH)
+/* TANDEM_PAGE_DATA_LZ4: the pfns, the block header and an LZ4 block no
+ * larger than LZ4_COMPRESSBOUND() of a whole batch of data. */
+#define STREAM_MAX_PAGE_DATA_LZ4_LEN (8u + 8u * STREAM_MAX_BATCH + 8u + \
+                                      STREAM_PAGE_SIZE * STREAM_MAX_BATCH + \
+                                      STREAM_PAGE_SIZE * STREAM_MAX_BATCH / 255u + 16u)
 #define STREAM_MAX_HVM_CONTEXT   (8u << 20)
 #define STREAM_MAX_HVM_PARAMS    1024u
 #define STREAM_MAX_CPUID_LEAVES  1024u
@@ -220,6 +231,15 @@ int stream_write_libxc_header(struct stream_sink *s, uint32_t xen_major, uint32_
  * may be NULL, for the others). */
 int stream_write_page_data(struct stream_sink *s, unsigned count, const uint64_t *pfns,
                            const uint8_t *types, const void *const *pages);
+/* The same pages as one TANDEM_PAGE_DATA_LZ4 record: the data of the
+ * NORMAL pages, concatenated, as one LZ4 block.  A batch goes as a plain
+ * PAGE_DATA instead when it has no data, when none of up to 8 of its data
+ * pages (evenly spread) shrinks by an eighth alone (random-looking memory:
+ * not worth a try), or when its block would not be smaller than the data.
+ * Only for a receiver that agreed to compression; the sink keeps the
+ * buffers (8 MiB) until it is freed. */
+int stream_write_page_data_lz4(struct stream_sink *s, unsigned count, const uint64_t *pfns,
+                               const uint8_t *types, const void *const *pages);
 /* Whether a page is all zeros (a candidate for XALLOC). */
 bool stream_page_is_zero(const void *page);
 int stream_write_tsc_info(struct stream_sink *s, const struct stream_tsc_info *t);
@@ -260,6 +280,10 @@ struct stream_reader_opts {
      * and HVM_CONTEXT ahead of HVM_PARAMS (Xen's saver writes them in that
      * order despite the spec). */
     bool xen_made;
+    /* Accept TANDEM_PAGE_DATA_LZ4 (compressed page data): for a receiver
+     * that asked the sender for compression, and for inspection tools.
+     * Without it such a record is an unknown mandatory one (-EOPNOTSUPP). */
+    bool tandem_lz4;
     const struct tlog *log;
 };
 
@@ -273,6 +297,10 @@ struct stream_record {
     uint32_t length;            /* body bytes (for headers, the header's bytes) */
     const uint8_t *body;        /* valid until the next read or free */
     uint64_t offset;            /* where the header or record starts in the bytes */
+    /* TANDEM_PAGE_DATA_LZ4: its pages' data, decompressed by the reader
+     * (valid until the next read or free); NULL and 0 for other records. */
+    const uint8_t *page_data;
+    uint32_t page_data_len;
 };
 
 struct stream_reader;
@@ -301,8 +329,9 @@ const struct stream_xl_header *stream_reader_xl_header(const struct stream_reade
 int stream_decode_xl_header(const struct stream_record *rec, struct stream_xl_header *h);
 int stream_decode_libxl_header(const struct stream_record *rec, struct stream_libxl_header *h);
 int stream_decode_libxc_header(const struct stream_record *rec, struct stream_libxc_header *h);
-/* Into arrays of at least STREAM_MAX_BATCH entries; data[i] is NULL for
- * pages without data. */
+/* PAGE_DATA or TANDEM_PAGE_DATA_LZ4, into arrays of at least
+ * STREAM_MAX_BATCH entries; data[i] is NULL for pages without data, and
+ * for a compressed record points into rec->page_data. */
 int stream_decode_page_data(const struct stream_record *rec, unsigned *count, uint64_t *pfns,
                             uint8_t *types, const uint8_t **data);
 int stream_decode_tsc_info(const struct stream_record *rec, struct stream_tsc_info *t);

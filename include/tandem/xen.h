@@ -187,6 +187,10 @@ uint64_t domain_ring_full_exits(struct domain *d);
  * loop uses it on guests that dirty memory faster than the link sends. */
 int domain_set_vcpu_throttle(struct domain *d, unsigned vcpu, unsigned pct);
 void domain_throttle_off(struct domain *d);
+/* A dirty-rate limit for vCPU `vcpu` (ring log-dirty): when its ring fills
+ * it waits until it is back under pages_per_sec (0 = no limit).  Cleared
+ * by domain_throttle_off. */
+int domain_set_vcpu_dirty_limit(struct domain *d, unsigned vcpu, uint64_t pages_per_sec);
 
 /* Device models' state (the UART now), for EMULATOR_CONTEXT. */
 int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log);
@@ -201,9 +205,11 @@ struct domproc_hooks {
      * client's "save" line.  Called with the domain paused. */
     int (*save)(struct domain *d, int fd, const char *options,
                 void (*progress)(void *opaque, const char *line), void *progress_opaque,
-                char *summary, size_t len, const struct tlog *log);
-    /* Reads an image from fd into a domain built for restore. */
-    int (*restore)(struct domain *d, int fd, char *summary, size_t len, const struct tlog *log);
+                const bool *cancel, char *summary, size_t len, const struct tlog *log);
+    /* Reads an image from fd into a domain built for restore.  `options`
+     * is domproc_args.restore_options ("" for none). */
+    int (*restore)(struct domain *d, int fd, const char *options, char *summary, size_t len,
+                   const struct tlog *log);
 };
 
 struct domproc_args {
@@ -213,6 +219,7 @@ struct domproc_args {
     bool start_paused;
     int ready_fd;            /* gets "ok <domid> [summary]\n" or "error <text>\n" */
     int restore_fd;          /* >= 0: build the domain from this image, don't boot */
+    const char *restore_options; /* for hooks->restore, e.g. "compress"; NULL: none */
     const struct domproc_hooks *hooks;
     const struct tlog *log;  /* the domain's log file */
 };

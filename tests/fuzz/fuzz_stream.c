@@ -1,5 +1,6 @@
 /* Fuzz target for the stream reader (streams/): arbitrary bytes read as an
- * xl save file, a libxl stream and a libxc image, plain and checkpointed.
+ * xl save file, a libxl stream and a libxc image, plain and checkpointed,
+ * with and without Tandem's lz4-compressed page records accepted.
  * Nothing may crash or read out of bounds; every failure must log a
  * message naming an offset; every record the reader hands out must decode
  * and print; after the final END, reads must fail with -ENODATA. */
@@ -62,6 +63,22 @@ static void decode(const struct stream_record *rec)
                                  pages[i] + STREAM_PAGE_SIZE > rec->body + rec->length))
                     fail("page data outside the record", NULL);
             break;
+        case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4: {
+            /* The data is the reader's decompressed copy, every byte of it. */
+            uint32_t with_data = 0;
+            e = stream_decode_page_data(rec, &n, pfns, types, pages);
+            for (unsigned i = 0; !e && i < n; i++) {
+                if (!pages[i])
+                    continue;
+                if (pages[i] != rec->page_data + (size_t)STREAM_PAGE_SIZE * with_data++)
+                    fail("compressed page data not in the reader's buffer, in order", NULL);
+                if ((size_t)STREAM_PAGE_SIZE * with_data > rec->page_data_len)
+                    fail("compressed page data beyond the decompressed bytes", NULL);
+            }
+            if (!e && (!with_data || (size_t)STREAM_PAGE_SIZE * with_data != rec->page_data_len))
+                fail("a compressed record whose data is not its pages'", NULL);
+            break;
+        }
         case STREAM_LIBXC_X86_TSC_INFO: {
             struct stream_tsc_info t;
             e = stream_decode_tsc_info(rec, &t);
@@ -103,11 +120,12 @@ static void decode(const struct stream_record *rec)
 }
 
 static void read_stream(const uint8_t *data, size_t size, enum stream_layer start,
-                        enum stream_checkpoints cp, uint64_t max_pfn, bool xen_made, FILE *out)
+                        enum stream_checkpoints cp, uint64_t max_pfn, bool xen_made, bool lz4,
+                        FILE *out)
 {
     struct fuzz_log l = { .log = { log_fn, NULL, TLOG_ERROR } };
     struct stream_reader_opts o = { .start = start, .checkpoints = cp, .max_pfn = max_pfn,
-                                    .xen_made = xen_made, .log = &l.log };
+                                    .xen_made = xen_made, .tandem_lz4 = lz4, .log = &l.log };
     struct stream_reader *r;
     struct stream_record rec;
     int e;
@@ -134,6 +152,9 @@ static void read_stream(const uint8_t *data, size_t size, enum stream_layer star
             fail("offsets out of order", NULL);
         if (rec.length && !rec.body)
             fail("a body without bytes", NULL);
+        if (rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 && !rec.header &&
+            rec.layer == STREAM_LAYER_LIBXC && !lz4)
+            fail("a compressed page record the reader was not set to accept", NULL);
         decode(&rec);
         if (stream_print_detail(out, &rec) || stream_print_summary(out, &rec))
             fail("printing failed", NULL);
@@ -155,8 +176,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (!out && !(out = fopen("/dev/null", "w")))
         fail("cannot open /dev/null", NULL);
+    /* lz4 in four of the nine modes, among them each layer and each kind
+     * of checkpointing once. */
     for (unsigned i = 0; i < 3; i++)
         for (unsigned j = 0; j < 3; j++)
-            read_stream(data, size, starts[i], cps[j], (i + j) % 2 ? 0x100 : 0, j == 2, out);
+            read_stream(data, size, starts[i], cps[j], (i + j) % 2 ? 0x100 : 0, j == 2,
+                        i == j || (i == 1 && j == 0), out);
     return 0;
 }

@@ -87,6 +87,13 @@ wait_for() {
 }
 
 has_status_lines() { [ "$(nstatus "$1")" -ge "${2:-1}" ]; }
+# process_alive PID: running (a zombie has finished: only its parent, init,
+# has not reaped it yet).
+process_alive() {
+    local st
+    st=$(sed -n 's/^[0-9]* (.*) \([A-Z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
 domain_exists() { "$XL" list "$1" >/dev/null 2>&1; }
 domain_gone() { ! domain_exists "$1"; }
 

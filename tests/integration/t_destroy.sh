@@ -15,7 +15,7 @@ domid=$("$XL" list d | awk 'NR == 2 { print $2 }')
 "$XL" create -q "$TANDEM_STATE_DIR/d.cfg" 2>"$TANDEM_STATE_DIR/err" && fail "a second 'd' was created"
 grep -q "already exists" "$TANDEM_STATE_DIR/err" || fail "duplicate name error unclear: $(cat "$TANDEM_STATE_DIR/err")"
 "$XL" destroy d || fail "destroy"
-kill -0 "$pid" 2>/dev/null && fail "domain process $pid still alive"
+process_alive "$pid" && fail "domain process $pid still alive"
 [ -e "$TANDEM_STATE_DIR/run/dom$domid.sock" ] && fail "control socket left behind"
 [ -e "$TANDEM_STATE_DIR/domains/$domid.json" ] && fail "registry record left behind"
 domain_gone d || fail "still listed"

@@ -1,7 +1,8 @@
 /* Unit tests of the stream-format layer (streams/): writer and reader
  * round trips for every record, v2 images, checkpointed streams, pipes,
  * and a table of malformed streams, each of which must fail with the right
- * errno and a message naming the record and its offset.
+ * errno and a message naming the record and its offset; Tandem's
+ * lz4-compressed page records (TANDEM_PAGE_DATA_LZ4), well-formed and not.
  *
  * With TANDEM_STREAM_IMAGES=DIR set, test_write_images also leaves sample
  * images in DIR (libxc.img, libxl.img, xl.img, for Xen's verify-stream-v2)
@@ -18,6 +19,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <lz4.h>
 
 #include "check_main.h"
 #include "tandem/log.h"
@@ -57,14 +60,32 @@ static void test_log_init(struct test_log *t)
 #define TEST_CONFIG "{\"c_info\":{\"name\":\"g1\",\"type\":\"hvm\"},\"b_info\":{\"max_memkb\":65536}}"
 
 static uint8_t page_a[STREAM_PAGE_SIZE], page_b[STREAM_PAGE_SIZE];
+/* Pages lz4 cannot shrink. */
+static uint8_t page_r[2][STREAM_PAGE_SIZE];
 
 static void fill_pages(void)
 {
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+
     for (unsigned i = 0; i < STREAM_PAGE_SIZE; i++) {
         page_a[i] = (uint8_t)(i * 7 + 1);
         page_b[i] = (uint8_t)(0xff - i);
     }
+    for (unsigned p = 0; p < 2; p++)
+        for (unsigned i = 0; i < STREAM_PAGE_SIZE; i += 8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            memcpy(&page_r[p][i], &x, 8);
+        }
 }
+
+/* A raw record for the plan step "CU" (what the writer will not make). */
+static struct {
+    uint32_t type;
+    uint8_t *body;
+    uint32_t len;
+} custom;
 
 static const xen_cpuid_leaf_t test_leaves[] = {
     { 0x0, XEN_CPUID_NO_SUBLEAF, 0xd, 0x756e6547, 0x6c65746e, 0x49656e69 },
@@ -229,6 +250,34 @@ static void build(struct built *b, const char *plan, bool small)
             if (small)
                 types[1] = STREAM_PAGE_XALLOC;
             r = stream_write_page_data(s, 6, pfns, types, pages);
+        } else if (!strcmp(tok, "PL")) {
+            /* Compressed: 0x20 and 0x22 with data, 0x21 XALLOC, 0x23 XTAB. */
+            uint64_t pfns[] = { 0x20, 0x21, 0x22, 0x23 };
+            uint8_t types[] = { STREAM_PAGE_NORMAL, STREAM_PAGE_XALLOC, STREAM_PAGE_NORMAL,
+                                STREAM_PAGE_XTAB };
+            const void *pages[] = { page_a, NULL, page_b, NULL };
+            r = stream_write_page_data_lz4(s, 4, pfns, types, pages);
+        } else if (!strcmp(tok, "PR")) {
+            /* Through the lz4 writer, but incompressible: a plain PAGE_DATA. */
+            uint64_t pfns[] = { 0x30, 0x31, 0x32 };
+            uint8_t types[] = { STREAM_PAGE_NORMAL, STREAM_PAGE_XALLOC, STREAM_PAGE_NORMAL };
+            const void *pages[] = { page_r[0], NULL, page_r[1] };
+            if (small)
+                types[2] = STREAM_PAGE_XALLOC;
+            r = stream_write_page_data_lz4(s, 3, pfns, types, pages);
+        } else if (!strcmp(tok, "PB")) {
+            /* A whole batch, compressed: 0x1000-0x13ff, every page with data. */
+            uint64_t pfns[STREAM_MAX_BATCH];
+            uint8_t types[STREAM_MAX_BATCH];
+            const void *pages[STREAM_MAX_BATCH];
+            for (unsigned i = 0; i < STREAM_MAX_BATCH; i++) {
+                pfns[i] = 0x1000 + i;
+                types[i] = STREAM_PAGE_NORMAL;
+                pages[i] = i % 3 ? page_a : i % 2 ? page_b : page_r[i % 4 / 2];
+            }
+            r = stream_write_page_data_lz4(s, STREAM_MAX_BATCH, pfns, types, pages);
+        } else if (!strcmp(tok, "CU")) {
+            r = write_raw_record(s, custom.type, custom.body, custom.len);
         } else if (!strcmp(tok, "PZ")) {
             /* A batch of zero pages: 0x0-0x9f and 0x100-0x15f, XALLOC. */
             uint64_t pfns[256];
@@ -277,24 +326,33 @@ static void build(struct built *b, const char *plan, bool small)
 
 /* Reads a whole stream from memory; returns the first error (0 if it
  * reached the final END) and counts the items. */
-static int read_all(const uint8_t *bytes, size_t len, enum stream_layer start,
-                    enum stream_checkpoints cp, uint64_t max_pfn, bool xen_made,
-                    struct test_log *tl, unsigned *items)
+static int read_all_opts(const uint8_t *bytes, size_t len, struct stream_reader_opts o,
+                         struct test_log *tl, unsigned *items)
 {
-    struct stream_reader_opts o = { .start = start, .checkpoints = cp, .max_pfn = max_pfn,
-                                    .xen_made = xen_made, .log = &tl->log };
     struct stream_reader *r;
     struct stream_record rec;
     unsigned n = 0;
     int e;
 
     test_log_init(tl);
+    o.log = &tl->log;
     ck_assert_int_eq(stream_reader_new_mem(bytes, len, &o, &r), 0);
     for (;;) {
         e = stream_read_record(r, &rec);
         if (e)
             break;
         n++;
+        if (rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 && !rec.header) {
+            /* Every compressed record decodes, its data in the reader's copy. */
+            uint64_t pfns[STREAM_MAX_BATCH];
+            uint8_t types[STREAM_MAX_BATCH];
+            const uint8_t *data[STREAM_MAX_BATCH];
+            unsigned count;
+            ck_assert_int_eq(stream_decode_page_data(&rec, &count, pfns, types, data), 0);
+            for (unsigned i = 0; i < count; i++)
+                ck_assert(!data[i] || (data[i] >= rec.page_data &&
+                                       data[i] + STREAM_PAGE_SIZE <= rec.page_data + rec.page_data_len));
+        }
         if (rec.last) {
             ck_assert_uint_eq(stream_reader_offset(r), len);
             ck_assert_int_eq(stream_read_record(r, &rec), -ENODATA);
@@ -307,7 +365,22 @@ static int read_all(const uint8_t *bytes, size_t len, enum stream_layer start,
     return e;
 }
 
+static int read_all(const uint8_t *bytes, size_t len, enum stream_layer start,
+                    enum stream_checkpoints cp, uint64_t max_pfn, bool xen_made,
+                    struct test_log *tl, unsigned *items)
+{
+    struct stream_reader_opts o = { .start = start, .checkpoints = cp, .max_pfn = max_pfn,
+                                    .xen_made = xen_made };
+
+    return read_all_opts(bytes, len, o, tl, items);
+}
+
 /* ---- Round trips ------------------------------------------------------------ */
+
+static void expect_text(const char *text, const char *want)
+{
+    ck_assert_msg(strstr(text, want) != NULL, "output lacks \"%s\":\n%s", want, text);
+}
 
 static void expect_next(struct stream_reader *r, struct stream_record *rec, enum stream_layer l,
                         bool header, uint32_t type, uint64_t offset, struct test_log *tl)
@@ -706,6 +779,376 @@ START_TEST(test_truncated_everywhere)
                   tl.error);
     read_all(b.bytes, b.off[3] + 30, STREAM_LAYER_XL, STREAM_PLAIN, 0, false, &tl, NULL);
     ck_assert_msg(strstr(tl.error, "libxc domain header at offset 0x"), "%s", tl.error);
+    built_free(&b);
+}
+END_TEST
+
+
+/* ---- Compressed page data (TANDEM_PAGE_DATA_LZ4) -------------------------------- */
+
+#define LZ4_IMAGE "IH CP MP SD PL PR PZ PB TS HP HC XE"  /* steps 4 PL, 5 PR, 7 PB */
+
+START_TEST(test_lz4_round_trip)
+{
+    struct built b;
+    struct test_log tl;
+    struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXC, .max_pfn = 0x8000,
+                                    .tandem_lz4 = true, .log = &tl.log };
+    struct stream_reader *r;
+    struct stream_record rec;
+    uint64_t pfns[STREAM_MAX_BATCH];
+    uint8_t types[STREAM_MAX_BATCH];
+    const uint8_t *data[STREAM_MAX_BATCH];
+    unsigned n, items;
+    uint32_t clen;
+    int p[2], status;
+    pid_t pid;
+
+    test_log_init(&tl);
+    build(&b, LZ4_IMAGE, false);
+
+    /* The layout: {count, 0}, pfns, {compressed_length, 0}, block, padding. */
+    memcpy(&clen, b.bytes + b.off[4] + 16 + 4 * 8, 4);
+    {
+        uint32_t type, len, count;
+        memcpy(&type, b.bytes + b.off[4], 4);
+        memcpy(&len, b.bytes + b.off[4] + 4, 4);
+        memcpy(&count, b.bytes + b.off[4] + 8, 4);
+        ck_assert_uint_eq(type, 0x100);
+        ck_assert_uint_eq(count, 4);
+        ck_assert_uint_eq(len, 8 + 4 * 8 + 8 + clen);
+        ck_assert_uint_lt(clen, 2 * STREAM_PAGE_SIZE);
+        ck_assert_uint_eq(b.off[5] - b.off[4], 8 + len + (8 - len % 8) % 8);
+        ck_assert_mem_eq(b.bytes + b.off[4] + 16 + 4 * 8 + 4, "\0\0\0\0", 4);
+    }
+
+    /* From a pipe, as a receiver reads it. */
+    ck_assert_int_eq(pipe(p), 0);
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        _exit(write(p[1], b.bytes, b.len) == (ssize_t)b.len ? 0 : 1);
+    }
+    close(p[1]);
+    ck_assert_int_eq(stream_reader_new(p[0], &o, &r), 0);
+    expect_next(r, &rec, STREAM_LAYER_LIBXC, true, 0, 0, &tl);
+    for (int i = 1; i < 4; i++)
+        ck_assert_int_eq(stream_read_record(r, &rec), 0);
+    expect_next(r, &rec, STREAM_LAYER_LIBXC, false, STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4, b.off[4],
+                &tl);
+    ck_assert_uint_eq(rec.page_data_len, 2 * STREAM_PAGE_SIZE);
+    ck_assert_int_eq(stream_decode_page_data(&rec, &n, pfns, types, data), 0);
+    ck_assert_uint_eq(n, 4);
+    for (unsigned i = 0; i < 4; i++)
+        ck_assert_uint_eq(pfns[i], 0x20 + i);
+    ck_assert_uint_eq(types[1], STREAM_PAGE_XALLOC);
+    ck_assert_uint_eq(types[3], STREAM_PAGE_XTAB);
+    ck_assert_mem_eq(data[0], page_a, STREAM_PAGE_SIZE);
+    ck_assert_mem_eq(data[2], page_b, STREAM_PAGE_SIZE);
+    ck_assert_ptr_null(data[1]);
+    ck_assert_ptr_null(data[3]);
+    ck_assert(data[0] == rec.page_data && data[2] == rec.page_data + STREAM_PAGE_SIZE);
+    {
+        char *text = NULL, want[160];
+        size_t tlen = 0;
+        FILE *f = open_memstream(&text, &tlen);
+        ck_assert_int_eq(stream_print_summary(f, &rec), 0);
+        ck_assert_int_eq(stream_print_detail(f, &rec), 0);
+        fclose(f);
+        snprintf(want, sizeof(want), "TANDEM_PAGE_DATA_LZ4: 4 pfns (2 with data, 1 XALLOC, 1 XTAB), "
+                 "lz4 %u of 8192 bytes (", clen);
+        expect_text(text, want);
+        expect_text(text, "0x20-0x23");
+        expect_text(text, "    NORMAL: 0x20, 0x22");
+        free(text);
+    }
+
+    /* Incompressible pages went plain, through the same writer. */
+    expect_next(r, &rec, STREAM_LAYER_LIBXC, false, STREAM_LIBXC_PAGE_DATA, b.off[5], &tl);
+    ck_assert_ptr_null(rec.page_data);
+    ck_assert_int_eq(stream_decode_page_data(&rec, &n, pfns, types, data), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_mem_eq(data[0], page_r[0], STREAM_PAGE_SIZE);
+    ck_assert_mem_eq(data[2], page_r[1], STREAM_PAGE_SIZE);
+    expect_next(r, &rec, STREAM_LAYER_LIBXC, false, STREAM_LIBXC_PAGE_DATA, b.off[6], &tl);
+
+    /* A whole batch: 4 MiB of data, in far less. */
+    expect_next(r, &rec, STREAM_LAYER_LIBXC, false, STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4, b.off[7],
+                &tl);
+    ck_assert_uint_eq(rec.page_data_len, STREAM_MAX_BATCH * STREAM_PAGE_SIZE);
+    ck_assert_uint_lt(rec.length, STREAM_MAX_PAGE_DATA_LEN / 4);
+    ck_assert_int_eq(stream_decode_page_data(&rec, &n, pfns, types, data), 0);
+    ck_assert_uint_eq(n, STREAM_MAX_BATCH);
+    for (unsigned i = 0; i < STREAM_MAX_BATCH; i++)
+        ck_assert_mem_eq(data[i], i % 3 ? page_a : i % 2 ? page_b : page_r[i % 4 / 2],
+                         STREAM_PAGE_SIZE);
+    for (int i = 8; i < 12; i++)
+        ck_assert_msg(stream_read_record(r, &rec) == 0, "%s", tl.error);
+    ck_assert(rec.last);
+    stream_reader_free(r);
+    close(p[0]);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_int_eq(status, 0);
+
+    /* Without the option it is an unknown mandatory record. */
+    ck_assert_int_eq(read_all(b.bytes, b.len, STREAM_LAYER_LIBXC, STREAM_PLAIN, 0, true, &tl,
+                              NULL), -EOPNOTSUPP);
+    ck_assert_msg(!strncmp(tl.error, "libxc TANDEM_PAGE_DATA_LZ4 at offset 0x", 39) &&
+                  strstr(tl.error, "unknown mandatory record"), "%s", tl.error);
+    built_free(&b);
+
+    /* In a libxl stream and an xl file, checkpointed, and in a v2 image
+     * (where it makes STATIC_DATA_END inferred, as PAGE_DATA does). */
+    build(&b, "XH LH LC IH SD PL HP HC XE EM LE", false);
+    o = (struct stream_reader_opts){ .start = STREAM_LAYER_XL, .tandem_lz4 = true };
+    ck_assert_int_eq(read_all_opts(b.bytes, b.len, o, &tl, &items), 0);
+    ck_assert_uint_eq(items, 11);
+    built_free(&b);
+    build(&b, "LH LC IH SD PL HP HC CK EM CE PL PB HP HC XE LE", false);
+    o = (struct stream_reader_opts){ .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_REMUS,
+                                     .tandem_lz4 = true };
+    ck_assert_int_eq(read_all_opts(b.bytes, b.len, o, &tl, &items), 0);
+    ck_assert_uint_eq(items, 16);
+    built_free(&b);
+    build(&b, "IH PL HP HC XE", false);
+    b.bytes[15] = 2;
+    o = (struct stream_reader_opts){ .start = STREAM_LAYER_LIBXC, .tandem_lz4 = true };
+    ck_assert_int_eq(read_all_opts(b.bytes, b.len, o, &tl, &items), 0);
+    ck_assert_uint_eq(items, 6);
+    ck_assert_ptr_nonnull(strstr(tl.all, "inferred"));
+    built_free(&b);
+
+    /* Before STATIC_DATA_END it is out of place, as PAGE_DATA is. */
+    build(&b, "IH PL SD HP HC XE", false);
+    ck_assert_int_eq(read_all_opts(b.bytes, b.len, o, &tl, NULL), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(tl.error, "before STATIC_DATA_END"));
+    built_free(&b);
+}
+END_TEST
+
+/* A batch without data, or one lz4 cannot shrink, goes as PAGE_DATA; bad
+ * arguments are refused as by stream_write_page_data. */
+START_TEST(test_lz4_writer)
+{
+    struct test_log tl;
+    struct stream_sink *s;
+    int fd = memfd_create("w", 0);
+    uint64_t pfns[STREAM_MAX_BATCH + 1] = { 0 };
+    uint8_t types[STREAM_MAX_BATCH + 1] = { 0 };
+    const void *pages[STREAM_MAX_BATCH + 1] = { page_a };
+    uint8_t h[8];
+
+    fill_pages();
+    test_log_init(&tl);
+    ck_assert_int_eq(stream_sink_new(fd, &tl.log, &s), 0);
+    ck_assert_int_eq(stream_write_page_data_lz4(s, 0, pfns, types, pages), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(tl.error, "TANDEM_PAGE_DATA_LZ4 at offset 0x0: 0 pages"));
+    ck_assert_int_eq(stream_write_page_data_lz4(s, STREAM_MAX_BATCH + 1, pfns, types, pages),
+                     -EINVAL);
+    pfns[0] = 1ULL << 52;
+    ck_assert_int_eq(stream_write_page_data_lz4(s, 1, pfns, types, pages), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(tl.error, "more than 52 bits"));
+    pfns[0] = 0;
+    types[0] = 0x9;
+    ck_assert_int_eq(stream_write_page_data_lz4(s, 1, pfns, types, pages), -EINVAL);
+    types[0] = STREAM_PAGE_NORMAL;
+    pages[0] = NULL;
+    ck_assert_int_eq(stream_write_page_data_lz4(s, 1, pfns, types, pages), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(tl.error, "no data for a normal page"));
+    ck_assert_uint_eq(stream_sink_offset(s), 0);
+
+    /* No data: plain. */
+    types[0] = STREAM_PAGE_XALLOC;
+    ck_assert_int_eq(stream_write_page_data_lz4(s, 1, pfns, types, pages), 0);
+    ck_assert_uint_eq(stream_sink_offset(s), 8 + 16);
+    /* One compressible page: compressed.  One random page: plain. */
+    types[0] = STREAM_PAGE_NORMAL;
+    pages[0] = page_a;
+    ck_assert_int_eq(stream_write_page_data_lz4(s, 1, pfns, types, pages), 0);
+    pages[0] = page_r[0];
+    ck_assert_int_eq(stream_write_page_data_lz4(s, 1, pfns, types, pages), 0);
+    ck_assert_int_eq(stream_sink_flush(s), 0);
+    ck_assert_int_eq(pread(fd, h, 8, 0), 8);
+    ck_assert_mem_eq(h, "\1\0\0\0\x10\0\0\0", 8);
+    ck_assert_int_eq(pread(fd, h, 8, 24), 8);
+    ck_assert_mem_eq(h, "\0\x01\0\0", 4);                 /* type 0x100 */
+    {
+        uint32_t len;
+        memcpy(&len, h + 4, 4);
+        ck_assert_uint_lt(len, 8 + 8 + 8 + 512);
+        ck_assert_int_eq(pread(fd, h, 8, 24 + 8 + len + (8 - len % 8) % 8), 8);
+        ck_assert_mem_eq(h, "\1\0\0\0\x10\x10\0\0", 8); /* PAGE_DATA, 16 + 4096 */
+    }
+    stream_sink_free(s);
+    close(fd);
+}
+END_TEST
+
+/* Streams "IH SD CU HP HC XE" with a hand-made TANDEM_PAGE_DATA_LZ4 as CU:
+ * pfns 0x40.. (types as given), the block from `raw_pages` pages of
+ * page_a, page_b, ... compressed, or the given block. */
+static void build_lz4_custom(struct built *b, unsigned count, const uint64_t *words,
+                             unsigned raw_pages, const uint8_t *block, int block_len)
+{
+    uint8_t raw[4 * STREAM_PAGE_SIZE];
+    uint8_t packed[LZ4_COMPRESSBOUND(4 * STREAM_PAGE_SIZE)];
+    int plen = block_len;
+
+    fill_pages();
+    ck_assert_uint_le(raw_pages, 4);
+    if (!block) {
+        for (unsigned i = 0; i < raw_pages; i++)
+            memcpy(raw + i * STREAM_PAGE_SIZE, i % 2 ? page_b : page_a, STREAM_PAGE_SIZE);
+        plen = LZ4_compress_default((const char *)raw, (char *)packed,
+                                    (int)(raw_pages * STREAM_PAGE_SIZE), (int)sizeof(packed));
+        ck_assert_int_gt(plen, 0);
+        block = packed;
+    }
+    custom.type = STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4;
+    custom.len = 16 + 8 * count + (uint32_t)plen;
+    custom.body = calloc(1, custom.len);
+    ck_assert_ptr_nonnull(custom.body);
+    memcpy(custom.body, &count, 4);
+    memcpy(custom.body + 8, words, 8 * count);
+    memcpy(custom.body + 8 + 8 * count, &plen, 4);
+    memcpy(custom.body + 16 + 8 * count, block, (size_t)plen);
+    build(b, "IH SD CU HP HC XE", false);
+    free(custom.body);
+    custom.body = NULL;
+}
+
+static void expect_lz4_error(struct built *b, int err, const char *why, uint64_t max_pfn)
+{
+    struct test_log tl;
+    struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXC, .max_pfn = max_pfn,
+                                    .tandem_lz4 = true };
+    char where[96];
+    int e = read_all_opts(b->bytes, b->len, o, &tl, NULL);
+
+    ck_assert_msg(e == err, "got %d (%s), wanted %d (%s)", e, tl.error, err, why);
+    snprintf(where, sizeof(where), "libxc TANDEM_PAGE_DATA_LZ4 at offset 0x%llx: ",
+             (unsigned long long)b->off[2]);
+    ck_assert_msg(!strncmp(tl.error, where, strlen(where)), "\"%s\" does not start \"%s\"",
+                  tl.error, where);
+    ck_assert_msg(strstr(tl.error, why) != NULL, "\"%s\" lacks \"%s\"", tl.error, why);
+    built_free(b);
+}
+
+#define TN(t) ((uint64_t)(t) << STREAM_PFN_TYPE_SHIFT)
+
+/* A copy of b with the u32 at off[2] + at (the custom record) set to v. */
+static void mutate32(struct built *dst, const struct built *b, unsigned at, uint32_t v)
+{
+    *dst = *b;
+    dst->bytes = malloc(b->len);
+    ck_assert_ptr_nonnull(dst->bytes);
+    memcpy(dst->bytes, b->bytes, b->len);
+    memcpy(dst->bytes + b->off[2] + at, &v, 4);
+}
+
+START_TEST(test_lz4_malformed)
+{
+    /* pfns 0x40 (data), 0x41 (XALLOC), 0x42 (data); the record's body:
+     * +0 count, +4 reserved, +8 pfns, +32 compressed_length, +36 reserved,
+     * +40 the block (add 8 for the record header). */
+    const uint64_t two[] = { 0x40, 0x41 | TN(STREAM_PAGE_XALLOC), 0x42 };
+    struct built b, t;
+    struct test_log tl;
+    struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXC, .tandem_lz4 = true };
+    char why[128];
+    uint32_t clen, len;
+
+    /* The hand-made record is right as it is. */
+    build_lz4_custom(&b, 3, two, 2, NULL, 0);
+    ck_assert_msg(read_all_opts(b.bytes, b.len, o, &tl, NULL) == 0, "%s", tl.error);
+    memcpy(&len, b.bytes + b.off[2] + 4, 4);
+    memcpy(&clen, b.bytes + b.off[2] + 8 + 32, 4);
+    ck_assert_uint_eq(len, 40 + clen);
+
+    /* A truncated block: the lengths agree, the block stops short. */
+    build_lz4_custom(&t, 3, two, 2, b.bytes + b.off[2] + 48, (int)clen - 5);
+    snprintf(why, sizeof(why), "the LZ4 block of %u bytes at offset 0x%llx is malformed or "
+             "holds more than the 8192 bytes of its 2 data pages", clen - 5,
+             (unsigned long long)(t.off[2] + 48));
+    expect_lz4_error(&t, -EINVAL, why, 0);
+    /* compressed_length overruns the body, or falls short of it. */
+    mutate32(&t, &b, 8 + 32, clen + 1);
+    snprintf(why, sizeof(why), "compressed_length %u, but the body holds %u bytes after the "
+             "pfns and the block header", clen + 1, clen);
+    expect_lz4_error(&t, -EINVAL, why, 0);
+    mutate32(&t, &b, 8 + 32, clen - 1);
+    expect_lz4_error(&t, -EINVAL, "but the body holds", 0);
+    mutate32(&t, &b, 8 + 32, 0xffffffffu);
+    expect_lz4_error(&t, -EINVAL, "compressed_length 4294967295", 0);
+    /* The record's length overruns its block, over its padding and into
+     * the next record's header. */
+    mutate32(&t, &b, 4, len + (8 - len % 8) % 8 + 8);
+    expect_lz4_error(&t, -EINVAL, "but the body holds", 0);
+    /* A block that decompresses to less, or more, than its data pages. */
+    build_lz4_custom(&t, 3, two, 1, NULL, 0);
+    expect_lz4_error(&t, -EINVAL, "decompresses to 4096 bytes, not the 8192 bytes of its 2 data "
+                     "pages", 0);
+    build_lz4_custom(&t, 3, two, 3, NULL, 0);
+    expect_lz4_error(&t, -EINVAL, "is malformed or holds more than the 8192 bytes", 0);
+    {
+        const uint64_t three[] = { 0x40, 0x41, 0x42 };   /* 0x41 now has data */
+        build_lz4_custom(&t, 3, three, 2, NULL, 0);
+        expect_lz4_error(&t, -EINVAL, "decompresses to 8192 bytes, not the 12288 bytes of its "
+                         "3 data pages", 0);
+    }
+    /* Garbage, and nothing. */
+    {
+        uint8_t junk[64];
+        memset(junk, 0xff, sizeof(junk));
+        build_lz4_custom(&t, 3, two, 0, junk, sizeof(junk));
+        expect_lz4_error(&t, -EINVAL, "is malformed or holds more than", 0);
+        build_lz4_custom(&t, 3, two, 0, junk, 0);
+        expect_lz4_error(&t, -EINVAL, "an empty LZ4 block for 2 pages of data", 0);
+    }
+    /* The block header's reserved word. */
+    mutate32(&t, &b, 8 + 36, 1);
+    expect_lz4_error(&t, -EINVAL, "the LZ4 block header's reserved field 0x00000001", 0);
+    /* No page with data: a plain PAGE_DATA's job. */
+    {
+        const uint64_t none[] = { 0x40 | TN(STREAM_PAGE_XALLOC), 0x41 | TN(STREAM_PAGE_XTAB) };
+        build_lz4_custom(&t, 2, none, 1, NULL, 0);
+        expect_lz4_error(&t, -EINVAL, "none of its 2 pages carries data", 0);
+    }
+    /* Bad pfns, as in PAGE_DATA. */
+    {
+        uint64_t w[3];
+        memcpy(w, two, sizeof(w));
+        w[2] |= 1ULL << 55;
+        build_lz4_custom(&t, 3, w, 2, NULL, 0);
+        expect_lz4_error(&t, -EINVAL, "pfn[2] 0x0080000000000042 has reserved bits 59-52", 0);
+        memcpy(w, two, sizeof(w));
+        w[0] |= TN(1);
+        build_lz4_custom(&t, 3, w, 2, NULL, 0);
+        expect_lz4_error(&t, -EINVAL, "pfn[0] 0x40 has page type L1TAB", 0);
+        memcpy(w, two, sizeof(w));
+        w[1] = 0x41 | TN(6);
+        build_lz4_custom(&t, 3, w, 2, NULL, 0);
+        expect_lz4_error(&t, -EINVAL, "pfn[1] 0x41 has unknown page type 0x6", 0);
+        build_lz4_custom(&t, 3, two, 2, NULL, 0);
+        expect_lz4_error(&t, -ERANGE, "pfn 0x42 beyond the domain's 0x42 frames", 0x42);
+    }
+    mutate32(&t, &b, 8 + 0, 0);
+    expect_lz4_error(&t, -EINVAL, "count is 0", 0);
+    mutate32(&t, &b, 8 + 0, 2000);
+    expect_lz4_error(&t, -E2BIG, "2000 pages exceed 1024", 0);
+    mutate32(&t, &b, 8 + 0, 1000);
+    expect_lz4_error(&t, -EINVAL, "too short for 1000 pfns and the 8-byte LZ4 block header", 0);
+    mutate32(&t, &b, 8 + 4, 7);
+    expect_lz4_error(&t, -EINVAL, "reserved field 0x00000007 is not zero", 0);
+    /* Lengths, before anything is read. */
+    mutate32(&t, &b, 4, 8);
+    expect_lz4_error(&t, -EINVAL, "too short for its 8-byte header and 8-byte LZ4 block header",
+                     0);
+    mutate32(&t, &b, 4, STREAM_MAX_PAGE_DATA_LZ4_LEN + 1);
+    snprintf(why, sizeof(why), "length %u exceeds the %u bytes of 1024 pages compressed",
+             STREAM_MAX_PAGE_DATA_LZ4_LEN + 1, STREAM_MAX_PAGE_DATA_LZ4_LEN);
+    expect_lz4_error(&t, -E2BIG, why, 0);
     built_free(&b);
 }
 END_TEST
@@ -1122,6 +1565,10 @@ START_TEST(test_names)
         ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXC, t), libxc[t]);
     ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0x13));
     ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0x80000001));
+    ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXC, 0x100), "TANDEM_PAGE_DATA_LZ4");
+    ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0xff));
+    ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0x101));
+    ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXL, 0x100));
     ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXL, 3), "EMULATOR_CONTEXT");
     ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXL, 5), "CHECKPOINT_STATE");
     ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXL, 6));
@@ -1155,10 +1602,6 @@ static char *print_stream(const struct built *b, enum stream_layer start, bool d
     return text;
 }
 
-static void expect_text(const char *text, const char *want)
-{
-    ck_assert_msg(strstr(text, want) != NULL, "output lacks \"%s\":\n%s", want, text);
-}
 
 START_TEST(test_printers)
 {
@@ -1247,20 +1690,23 @@ START_TEST(test_write_images)
         const char *name, *plan;
         enum stream_layer start;
         enum stream_checkpoints cp;
-        bool small, seed, v2;
+        bool small, seed, v2, lz4;
     } images[] = {
-        { "libxc.img", LIBXC_IMAGE, STREAM_LAYER_LIBXC, STREAM_PLAIN, false, false, false },
-        { "libxl.img", LIBXL_STREAM, STREAM_LAYER_LIBXL, STREAM_PLAIN, false, false, false },
-        { "xl.img", XL_FILE, STREAM_LAYER_XL, STREAM_PLAIN, false, false, false },
+        { "libxc.img", LIBXC_IMAGE, STREAM_LAYER_LIBXC, STREAM_PLAIN, false, false, false, false },
+        { "libxl.img", LIBXL_STREAM, STREAM_LAYER_LIBXL, STREAM_PLAIN, false, false, false, false },
+        { "xl.img", XL_FILE, STREAM_LAYER_XL, STREAM_PLAIN, false, false, false, false },
         { "xl-small", "XH LH LC IH CP MP SD PD TS HP HC XE EM LE", STREAM_LAYER_XL, STREAM_PLAIN,
-          true, true, false },
+          true, true, false, false },
         { "libxl-remus", "LH LC IH CP SD PZ HP HC CK EM CE TS HP HC CK EM CE HC XE LE",
-          STREAM_LAYER_LIBXL, STREAM_REMUS, true, true, false },
+          STREAM_LAYER_LIBXL, STREAM_REMUS, true, true, false, false },
         { "libxl-colo", "LH OP LC IH SD PZ HP HC CK XS EM CE CS HP HC XE LE", STREAM_LAYER_LIBXL,
-          STREAM_COLO, true, true, false },
+          STREAM_COLO, true, true, false, false },
         { "libxc-v3", "IH CP MP SD PZ VF PD TS HP HC OP XE", STREAM_LAYER_LIBXC,
-          STREAM_PLAIN, true, true, false },
-        { "libxc-v2", "IH PZ TS HP HC XE", STREAM_LAYER_LIBXC, STREAM_PLAIN, true, true, true },
+          STREAM_PLAIN, true, true, false, false },
+        { "libxc-v2", "IH PZ TS HP HC XE", STREAM_LAYER_LIBXC, STREAM_PLAIN, true, true, true, false },
+        /* Tandem's compressed pages: a fuzz seed, never one for Xen's verifier. */
+        { "libxl-lz4", "LH LC IH SD PL PR TS HP HC XE EM LE", STREAM_LAYER_LIBXL, STREAM_PLAIN,
+          true, true, false, true },
     };
     const char *dir = getenv("TANDEM_STREAM_IMAGES");
     char *seeds = NULL;
@@ -1278,7 +1724,9 @@ START_TEST(test_write_images)
         build(&b, images[i].plan, images[i].small);
         if (images[i].v2)
             b.bytes[15] = 2;
-        e = read_all(b.bytes, b.len, images[i].start, images[i].cp, 0, false, &tl, NULL);
+        e = read_all_opts(b.bytes, b.len, (struct stream_reader_opts){
+                              .start = images[i].start, .checkpoints = images[i].cp,
+                              .tandem_lz4 = images[i].lz4 }, &tl, NULL);
         ck_assert_msg(e == 0, "%s: %d %s", images[i].name, e, tl.error);
         if (images[i].seed)
             ck_assert_msg(b.len <= 8192, "seed %s is %zu bytes", images[i].name, b.len);
@@ -1305,6 +1753,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_xen_made_order);
     tcase_add_test(tc, test_other_records_round_trip);
     tcase_add_test(tc, test_pipe_and_trailing_bytes);
+    tcase_add_test(tc, test_lz4_round_trip);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("malformed");
@@ -1313,11 +1762,13 @@ Suite *unit_suite(void)
     tcase_add_loop_test(tc, test_malformed_table, 0,
                         (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
     tcase_add_test(tc, test_errors_are_sticky);
+    tcase_add_test(tc, test_lz4_malformed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("writer");
     tcase_add_test(tc, test_writer_refuses_bad_arguments);
     tcase_add_test(tc, test_sink);
+    tcase_add_test(tc, test_lz4_writer);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("printers");
