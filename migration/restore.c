@@ -17,6 +17,10 @@ struct restore {
     unsigned nr;
     bool have_context, libxc_done;
     struct migration_stats *st;
+    /* Pages this restore has written.  The domain was built for the
+     * restore, so every other page is still zero and an XALLOC for it
+     * needs nothing: not even a look, which would fault the page in. */
+    uint64_t *written;
     /* One PAGE_DATA record, decoded. */
     uint64_t pfns[STREAM_MAX_BATCH];
     uint8_t types[STREAM_MAX_BATCH];
@@ -84,11 +88,12 @@ static int apply_pages(struct restore *r, const struct stream_record *rec)
             }
             if (types[i] == STREAM_PAGE_NORMAL) {
                 memcpy(host, data[i], STREAM_PAGE_SIZE);
+                r->written[pfns[i] / 64] |= 1ULL << (pfns[i] % 64);
                 r->st->pages++;
             } else {
-                /* Allocated and zero.  Fresh memory already is; writing
-                 * zeros there would only make the host back the page. */
-                if (!stream_page_is_zero(host))
+                /* Allocated and zero: only a page an earlier record of
+                 * this stream filled can be anything else. */
+                if ((r->written[pfns[i] / 64] >> (pfns[i] % 64)) & 1)
                     memset(host, 0, STREAM_PAGE_SIZE);
                 r->st->zero_pages++;
             }
@@ -197,9 +202,14 @@ int migration_restore(struct domain *d, int fd, const struct migration_restore_o
     struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_PLAIN,
                                     .max_pfn = domain_max_pfn(d), .tandem_lz4 = ro && ro->compress,
                                     .log = log };
+    r.written = calloc((domain_max_pfn(d) + 63) / 64, sizeof(uint64_t));
+    if (!r.written)
+        return -ENOMEM;
     int rc = stream_reader_new(fd, &o, &rd);
-    if (rc)
+    if (rc) {
+        free(r.written);
         return rc;
+    }
     for (;;) {
         struct stream_record rec;
         rc = stream_read_record(rd, &rec);
@@ -234,5 +244,6 @@ int migration_restore(struct domain *d, int fd, const struct migration_restore_o
     st->bytes = stream_reader_offset(rd);
     st->usec = migration_now_usec() - start;
     stream_reader_free(rd);
+    free(r.written);
     return rc;
 }

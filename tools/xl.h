@@ -49,6 +49,11 @@ int xl_cmd_help(struct xl_ctx *ctx, int argc, char **argv);
 /* Reads an xl.cfg (plus key=value overrides) into a domain config. */
 int xl_load_config(struct xl_ctx *ctx, const char *file, int n_overrides, char **overrides, bool quiet,
                    struct domain_config *c);
+/* The xl save-file header with a domain config (JSON), as xl save and xl
+ * migrate write it; reading leaves fd at the libxl stream behind it.
+ * `what` names the source in messages. */
+int xl_write_xl_header(int fd, const char *config_json, const struct tlog *log);
+int xl_read_xl_header(int fd, const char *what, struct domain_config *c, const struct tlog *log);
 /* Destroys a domain: asks its process, kills it if it will not go. */
 int xl_destroy_domain(struct xl_ctx *ctx, const struct registry_entry *e);
 

@@ -391,16 +391,8 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     }
     int rc = expect_message(ctx, recv_fd, banner, sizeof(banner) - 1, "waiting for the receiver's banner",
                             BANNER_TIMEOUT_MS);
-    if (!rc) {
-        struct stream_sink *sink;
-        rc = stream_sink_new(send_fd, &ctx->log, &sink);
-        if (!rc) {
-            rc = stream_write_xl_header(sink, config_json);
-            if (!rc)
-                rc = stream_sink_flush(sink);
-            stream_sink_free(sink);
-        }
-    }
+    if (!rc)
+        rc = xl_write_xl_header(send_fd, config_json, &ctx->log);
     if (rc) {
         failure = "the receiver did not start";
         goto failed_resume;
@@ -521,21 +513,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
         return XL_FAILED;
 
     struct domain_config c;
-    struct stream_reader *r;
-    struct stream_reader_opts ro = { .start = STREAM_LAYER_XL, .log = &ctx->log };
-    struct stream_record rec;
-    int rc = stream_reader_new(recv_fd, &ro, &r);
-    if (!rc)
-        rc = stream_read_record(r, &rec);
-    const struct stream_xl_header *h = rc ? NULL : stream_reader_xl_header(r);
-    if (!rc && (!h || !h->config)) {
-        tlog_error(&ctx->log, "the stream carries no domain config");
-        rc = -EINVAL;
-    }
-    if (!rc)
-        rc = domain_config_from_json(h->config, &c, &ctx->log);
-    if (r)
-        stream_reader_free(r);
+    int rc = xl_read_xl_header(recv_fd, "the migration stream", &c, &ctx->log);
     if (rc)
         return XL_FAILED;
     char name[DOMAIN_NAME_MAX];

@@ -11,8 +11,7 @@
 #include "tandem/streams.h"
 #include "xl.h"
 
-/* Writes the xl save-file header with the domain's config (JSON). */
-static int write_xl_header(int fd, const char *config_json, const struct tlog *log)
+int xl_write_xl_header(int fd, const char *config_json, const struct tlog *log)
 {
     struct stream_sink *s;
     int rc = stream_sink_new(fd, log, &s);
@@ -98,7 +97,7 @@ int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv)
     fprintf(stderr, "Saving to %s new xl format (info 0x%x/0x0/%zu)\n", file, STREAM_XL_FLAG_JSON,
             strlen(config_json) + 1);
     char summary[400] = "";
-    int rc = write_xl_header(fd, config_json, &ctx->log);
+    int rc = xl_write_xl_header(fd, config_json, &ctx->log);
     if (!rc)
         rc = control_command_fd(&ctx->paths, e.domid, "save", fd, summary, sizeof(summary), &ctx->log);
     if (!rc && fsync(fd) < 0) {
@@ -135,8 +134,7 @@ int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv)
     return xl_destroy_domain(ctx, &e) ? XL_FAILED : XL_OK;
 }
 
-/* Reads the xl save-file header; leaves fd at the libxl stream. */
-static int read_xl_header(int fd, const char *file, struct domain_config *c, const struct tlog *log)
+int xl_read_xl_header(int fd, const char *what, struct domain_config *c, const struct tlog *log)
 {
     struct stream_reader *r;
     struct stream_reader_opts o = { .start = STREAM_LAYER_XL, .log = log };
@@ -147,7 +145,7 @@ static int read_xl_header(int fd, const char *file, struct domain_config *c, con
     rc = stream_read_record(r, &rec);
     const struct stream_xl_header *h = rc ? NULL : stream_reader_xl_header(r);
     if (!rc && (!h || !h->config)) {
-        tlog_error(log, "%s has no domain config: give one on the command line", file);
+        tlog_error(log, "%s has no domain config", what);
         rc = -EINVAL;
     }
     if (!rc)
@@ -181,7 +179,7 @@ int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv)
         return XL_FAILED;
     }
     struct domain_config c;
-    int rc = read_xl_header(fd, file, &c, &ctx->log);
+    int rc = xl_read_xl_header(fd, file, &c, &ctx->log);
     if (!rc && cfgfile)
         rc = xl_load_config(ctx, cfgfile, 0, NULL, false, &c);
     if (!rc)
