@@ -49,6 +49,11 @@ int xl_cmd_help(struct xl_ctx *ctx, int argc, char **argv);
 /* Reads an xl.cfg (plus key=value overrides) into a domain config. */
 int xl_load_config(struct xl_ctx *ctx, const char *file, int n_overrides, char **overrides, bool quiet,
                    struct domain_config *c);
+/* The domain xl save or xl migrate sends (running or paused, else a
+ * logged error naming `verb`) and its config as JSON: its own, or the one
+ * in cfgfile when given. */
+int xl_domain_to_send(struct xl_ctx *ctx, const char *which, const char *verb, const char *cfgfile,
+                      struct registry_entry *e, char *config_json, size_t len);
 /* The xl save-file header with a domain config (JSON), as xl save and xl
  * migrate write it; reading leaves fd at the libxl stream behind it.
  * `what` names the source in messages. */

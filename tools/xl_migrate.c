@@ -348,25 +348,11 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     if (argc - optind != 2)
         return xl_usage(cmd, true);
     const char *which = argv[optind], *host = argv[optind + 1];
-    if (xl_open_host(ctx))
-        return XL_FAILED;
     struct registry_entry e;
-    if (xl_find_domain(ctx, which, &e))
-        return XL_FAILED;
-    if (e.state != DOMAIN_STATE_RUNNING && e.state != DOMAIN_STATE_PAUSED) {
-        tlog_error(&ctx->log, "domain %s is %s: only a running or paused domain can be migrated", e.name,
-                   domain_state_name(e.state));
-        return XL_FAILED;
-    }
-    bool was_running = e.state == DOMAIN_STATE_RUNNING;
     char config_json[sizeof(e.config_json)];
-    snprintf(config_json, sizeof(config_json), "%s", e.config_json);
-    if (cfgfile) {
-        struct domain_config c;
-        if (xl_load_config(ctx, cfgfile, 0, NULL, true, &c) ||
-            domain_config_to_json(&c, config_json, sizeof(config_json)))
-            return XL_FAILED;
-    }
+    if (xl_domain_to_send(ctx, which, "migrated", cfgfile, &e, config_json, sizeof(config_json)))
+        return XL_FAILED;
+    bool was_running = e.state == DOMAIN_STATE_RUNNING;
     char self[4096], rune[8192];
     /* -z: the receiver accepts lz4-compressed pages (one that does not
      * know -z refuses to start, and the guest stays here). */

@@ -11,6 +11,25 @@
 #include "tandem/streams.h"
 #include "xl.h"
 
+int xl_domain_to_send(struct xl_ctx *ctx, const char *which, const char *verb, const char *cfgfile,
+                      struct registry_entry *e, char *config_json, size_t len)
+{
+    if (xl_open_host(ctx) || xl_find_domain(ctx, which, e))
+        return -EINVAL;
+    if (e->state != DOMAIN_STATE_RUNNING && e->state != DOMAIN_STATE_PAUSED) {
+        tlog_error(&ctx->log, "domain %s is %s: only a running or paused domain can be %s", e->name,
+                   domain_state_name(e->state), verb);
+        return -EINVAL;
+    }
+    snprintf(config_json, len, "%s", e->config_json);
+    if (cfgfile) {
+        struct domain_config c;
+        if (xl_load_config(ctx, cfgfile, 0, NULL, true, &c) || domain_config_to_json(&c, config_json, len))
+            return -EINVAL;
+    }
+    return 0;
+}
+
 int xl_write_xl_header(int fd, const char *config_json, const struct tlog *log)
 {
     struct stream_sink *s;
@@ -58,24 +77,10 @@ int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv)
         return xl_usage(cmd, true);
     const char *which = argv[optind], *file = argv[optind + 1];
     const char *cfgfile = argc - optind == 3 ? argv[optind + 2] : NULL;
-    if (xl_open_host(ctx))
-        return XL_FAILED;
     struct registry_entry e;
-    if (xl_find_domain(ctx, which, &e))
-        return XL_FAILED;
-    if (e.state != DOMAIN_STATE_RUNNING && e.state != DOMAIN_STATE_PAUSED) {
-        tlog_error(&ctx->log, "domain %s is %s: only a running or paused domain can be saved", e.name,
-                   domain_state_name(e.state));
-        return XL_FAILED;
-    }
     char config_json[sizeof(e.config_json)];
-    snprintf(config_json, sizeof(config_json), "%s", e.config_json);
-    if (cfgfile) {
-        struct domain_config c;
-        if (xl_load_config(ctx, cfgfile, 0, NULL, false, &c) ||
-            domain_config_to_json(&c, config_json, sizeof(config_json)))
-            return XL_FAILED;
-    }
+    if (xl_domain_to_send(ctx, which, "saved", cfgfile, &e, config_json, sizeof(config_json)))
+        return XL_FAILED;
 
     /* Write under a temporary name in the same directory; only a complete,
      * synced image gets the real name. */
