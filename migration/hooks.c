@@ -30,6 +30,8 @@ static int hook_save_live(struct domain *d, int fd, const char *options,
             o.max_iters = (unsigned)v;
         else if (!strncmp(tok, "bandwidth=", 10) && num)
             o.bandwidth_bytes_per_sec = v;
+        else if (!strncmp(tok, "stream_version=", 15) && num && (v == 2 || v == 3))
+            o.stream_version = (unsigned)v;
         else if (!strncmp(tok, "logdirty=", 9) && !domain_logdirty_mode_parse(tok + 9, &o.logdirty))
             ;
         else if (!strcmp(tok, "compress") || !strcmp(tok, "compress=lz4"))

@@ -237,6 +237,7 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
     uint64_t rings0 = domain_ring_full_exits(d);
     memset(st, 0, sizeof(*st));
     p.start_usec = migration_now_usec();
+    st->stream_version = o->stream_version ? o->stream_version : STREAM_LIBXC_VERSION;
     st->logdirty = domain_logdirty_mode(d);
     st->compress = o->compress;
     if (o->logdirty != DOMAIN_LOGDIRTY_AUTO && o->logdirty != st->logdirty) {
@@ -261,8 +262,9 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
         p.vcpu_dirtied[i] = domain_vcpu_dirtied(d, i);
 
     if ((rc = stream_write_libxl_header(p.s)) || (rc = stream_write_libxc_context(p.s)) ||
-        (rc = stream_write_libxc_header(p.s, TANDEM_VERSION_MAJOR, TANDEM_VERSION_MINOR)) ||
-        (rc = migration_write_static_data(d, p.s, log)))
+        (rc = stream_write_libxc_header_version(p.s, st->stream_version, TANDEM_VERSION_MAJOR,
+                                                TANDEM_VERSION_MINOR)) ||
+        (st->stream_version >= 3 && (rc = migration_write_static_data(d, p.s, log))))
         goto out;
     if ((rc = domain_logdirty_start(d, log)))
         goto out;
@@ -313,11 +315,11 @@ void migration_live_stats_format(const struct migration_live_stats *st, char *bu
     int n = snprintf(buf, len,
                      "iterations=%u bytes=%" PRIu64 " pages=%" PRIu64 " zero_pages=%" PRIu64 " save_ms=%" PRIu64
                       " stop_copy_ms=%.1f final_pages=%" PRIu64 " throttle_pct=%u dirty_limit=%" PRIu64 " logdirty=%s ring_full_exits=%" PRIu64
-                     " compress=%s page_bytes=%" PRIu64 " page_bytes_plain=%" PRIu64 " iter=",
+                     " compress=%s page_bytes=%" PRIu64 " page_bytes_plain=%" PRIu64 " stream_version=%u iter=",
                      st->iterations, st->total.bytes, st->total.pages, st->total.zero_pages, st->total.usec / 1000,
                      (double)st->stop_copy_usec / 1000.0, st->final_pages, st->throttle_pct, st->dirty_limit,
                      domain_logdirty_mode_name(st->logdirty), st->ring_full_exits, st->compress ? "lz4" : "none",
-                     st->total.page_bytes, st->total.page_bytes_plain);
+                     st->total.page_bytes, st->total.page_bytes_plain, st->stream_version);
     for (unsigned i = 0; i < st->iterations && i < MIGRATION_MAX_ITER_STATS && n > 0 && (size_t)n < len; i++) {
         const struct migration_iteration *r = &st->iter[i];
         n += snprintf(buf + n, len - (size_t)n, "%s%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64 ":%" PRIu64,

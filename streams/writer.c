@@ -151,13 +151,22 @@ int stream_write_libxl_end(struct stream_sink *s)
 
 int stream_write_libxc_header(struct stream_sink *s, uint32_t xen_major, uint32_t xen_minor)
 {
+    return stream_write_libxc_header_version(s, STREAM_LIBXC_VERSION, xen_major, xen_minor);
+}
+
+int stream_write_libxc_header_version(struct stream_sink *s, uint32_t version, uint32_t xen_major,
+                                      uint32_t xen_minor)
+{
     uint8_t h[STREAM_LIBXC_HEADER_SIZE];
+
+    if (version != 2 && version != 3)
+        return -EINVAL;
 
     memset(h, 0, sizeof(h));
     /* Image header: big-endian whatever the options say. */
     put_be64(h, STREAM_LIBXC_MARKER);
     put_be32(h + 8, STREAM_LIBXC_ID);
-    put_be32(h + 12, STREAM_LIBXC_VERSION);
+    put_be32(h + 12, version);
     put_be16(h + 16, 0);                       /* options: little-endian */
     /* Domain header: in the image's (little) endianness. */
     put_le32(h + 24, STREAM_DOMAIN_X86_HVM);

@@ -52,6 +52,7 @@ static const struct xl_command commands[] = {
       "  --bandwidth MBPS   limit the send rate to MBPS megabytes per second\n"
       "  --logdirty MODE    ring or bitmap: insist on this dirty-page log\n"
       "  --json             print the result as one JSON object on stdout\n"
+      "  --stream-version N libxc image version to send: 3 (default) or 2 for v2-only receivers\n"
       "  --compress         send page data lz4-compressed where that is smaller; the\n"
       "                     receiver must be Tandem's (it is run with -z), and the\n"
       "                     stream is no longer one Xen's tools can read\n" },

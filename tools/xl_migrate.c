@@ -216,6 +216,8 @@ static void print_json(const char *result, const char *error, uint64_t total_use
     if ((p = strstr(summary, "compress=")))
         sscanf(p + 9, "%15s", comp);
     json_object_object_add(o, "compress", json_object_new_string(comp));
+    if ((p = strstr(summary, "stream_version=")))
+        json_object_object_add(o, "stream_version", json_object_new_int(atoi(p + 15)));
     /* The page records as sent, and what they would have been plain. */
     unsigned long long page_bytes = 0, page_plain = 0;
     if ((p = strstr(summary, " page_bytes=")))
@@ -294,7 +296,8 @@ static const char *self_path(char *buf, size_t len)
 int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("migrate");
-    enum { OPT_DEBUG = 256, OPT_DOWNTIME, OPT_LOGDIRTY, OPT_BANDWIDTH, OPT_ITERS, OPT_JSON, OPT_COMPRESS };
+    enum { OPT_DEBUG = 256, OPT_DOWNTIME, OPT_LOGDIRTY, OPT_BANDWIDTH, OPT_ITERS, OPT_JSON, OPT_COMPRESS,
+           OPT_STREAM_VERSION };
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "debug", no_argument, NULL, OPT_DEBUG },
@@ -304,9 +307,11 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         { "max-iters", required_argument, NULL, OPT_ITERS },
         { "json", no_argument, NULL, OPT_JSON },
         { "compress", no_argument, NULL, OPT_COMPRESS },
+        { "stream-version", required_argument, NULL, OPT_STREAM_VERSION },
         { 0 } };
     const char *ssh = "ssh", *cfgfile = NULL;
     bool dest_paused = false, compress = false;
+    unsigned stream_version = 3;
     unsigned downtime = 30, iters = 30;
     unsigned long long bandwidth_mb = 0;
     enum domain_logdirty_mode logdirty = DOMAIN_LOGDIRTY_AUTO;
@@ -323,6 +328,13 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         case OPT_DEBUG: s.debug = true; break;
         case OPT_JSON: s.json = true; break;
         case OPT_COMPRESS: compress = true; break;
+        case OPT_STREAM_VERSION:
+            stream_version = (unsigned)strtoul(optarg, &end, 10);
+            if (*end || (stream_version != 2 && stream_version != 3)) {
+                tlog_error(&ctx->log, "--stream-version must be 2 or 3");
+                return XL_USAGE;
+            }
+            break;
         case OPT_DOWNTIME:
             downtime = (unsigned)strtoul(optarg, &end, 10);
             if (*end || end == optarg) return xl_usage(cmd, true);
@@ -383,10 +395,10 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         failure = "the receiver did not start";
         goto failed_resume;
     }
-    snprintf(opts, sizeof(opts), "save live max_downtime_ms=%u max_iters=%u bandwidth=%llu%s%s%s", downtime, iters,
-             bandwidth_mb * 1000000ULL, logdirty != DOMAIN_LOGDIRTY_AUTO ? " logdirty=" : "",
-             logdirty != DOMAIN_LOGDIRTY_AUTO ? domain_logdirty_mode_name(logdirty) : "",
-             compress ? " compress" : "");
+    snprintf(opts, sizeof(opts), "save live max_downtime_ms=%u max_iters=%u bandwidth=%llu stream_version=%u%s%s%s",
+             downtime, iters, bandwidth_mb * 1000000ULL, stream_version,
+             logdirty != DOMAIN_LOGDIRTY_AUTO ? " logdirty=" : "",
+             logdirty != DOMAIN_LOGDIRTY_AUTO ? domain_logdirty_mode_name(logdirty) : "", compress ? " compress" : "");
     if (!s.json)
         fprintf(stderr, "migration sender: sending domain %s (%u) to '%s'\n", e.name, e.domid, host);
     rc = control_command_progress(&ctx->paths, e.domid, opts, send_fd, on_progress, &s, summary, sizeof(summary),

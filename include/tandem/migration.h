@@ -54,6 +54,9 @@ struct migration_live_opts {
     /* Set (by another thread) to give up: the save fails with -ECANCELED
      * at its next batch. */
     const bool *cancel;
+    /* libxc image version: 3 (0 means 3) or 2 for receivers that only
+     * take v2; v2 leaves out STATIC_DATA_END and the CPUID/MSR policies. */
+    unsigned stream_version;
 };
 
 struct migration_iteration {
@@ -69,6 +72,7 @@ struct migration_live_stats {
     uint64_t stop_copy_usec;             /* how long it took */
     uint64_t final_pages;
     unsigned throttle_pct;               /* the most any vCPU was throttled */
+    unsigned stream_version;             /* libxc image version written */
     uint64_t dirty_limit;                /* the lowest dirty-rate limit set, pages/s (0 = none) */
     enum domain_logdirty_mode logdirty;
     uint64_t ring_full_exits;

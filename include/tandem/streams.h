@@ -226,6 +226,11 @@ int stream_write_libxl_end(struct stream_sink *s);
 
 /* Image header (version 3, little-endian) and x86 HVM domain header. */
 int stream_write_libxc_header(struct stream_sink *s, uint32_t xen_major, uint32_t xen_minor);
+/* The same with version 2 or 3 (-EINVAL otherwise).  A v2 image must not
+ * carry STATIC_DATA_END nor the CPUID/MSR policy records: the caller
+ * leaves them out. */
+int stream_write_libxc_header_version(struct stream_sink *s, uint32_t version, uint32_t xen_major,
+                                      uint32_t xen_minor);
 /* count (1..STREAM_MAX_BATCH) pages: pfns[i] < 2^52, types[i] one of
  * enum stream_page_type, pages[i] a page of data for NORMAL pages (ignored,
  * may be NULL, for the others). */

@@ -165,4 +165,11 @@ hop l A A seq ticks uptime_ms gen verified
 check_summary
 hop l A A seq ticks uptime_ms gen verified -- -p
 [ -z "$(h_domains B)" ] || fail "the same-host migration touched B: $(h_domains B)"
+# (hop unpaused it to check that it continues.)
+
+# A v2 stream (for receivers that only take v2): no STATIC_DATA_END, no
+# policies; the receiver infers the end of the static data.
+hop l A B seq ticks uptime_ms gen verified -- --json --stream-version 2
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); sys.exit(0 if j.get("stream_version") == 2 else "stream_version is %r" % j.get("stream_version"))' "$OUT" ||
+    fail "--stream-version 2 did not send a v2 stream: $(cat "$OUT")"
 exit 0
