@@ -29,19 +29,26 @@ new_host() {
     trap cleanup_host EXIT
 }
 
+# clean_state_dir DIR RC [LABEL]: destroys every domain of the host whose
+# state is in DIR, shows its logs when the test failed (RC not 0 or 77),
+# and removes DIR.
+clean_state_dir() {
+    local dir=$1 rc=$2 label=${3:+$3: }
+    [ -n "$dir" ] && [ -d "$dir" ] || return 0
+    for d in $(TANDEM_STATE_DIR=$dir domains); do TANDEM_STATE_DIR=$dir "$XL" destroy "$d" >/dev/null 2>&1; done
+    if [ "$rc" != 0 ] && [ "$rc" != 77 ]; then
+        for f in "$dir"/log/*.log "$dir"/console/*.log; do
+            [ -f "$f" ] || continue
+            log "---- $label$f (last 15 lines)"
+            tail -n 15 "$f" >&2
+        done
+    fi
+    rm -rf "$dir"
+}
+
 cleanup_host() {
     local rc=$?
-    if [ -n "${TANDEM_STATE_DIR:-}" ] && [ -d "$TANDEM_STATE_DIR" ]; then
-        for d in $(domains); do "$XL" destroy "$d" >/dev/null 2>&1; done
-        if [ $rc != 0 ] && [ $rc != 77 ]; then
-            for f in "$TANDEM_STATE_DIR"/log/*.log "$TANDEM_STATE_DIR"/console/*.log; do
-                [ -f "$f" ] || continue
-                log "---- $f (last 15 lines)"
-                tail -n 15 "$f" >&2
-            done
-        fi
-        rm -rf "$TANDEM_STATE_DIR"
-    fi
+    clean_state_dir "${TANDEM_STATE_DIR:-}" $rc
     exit $rc
 }
 

@@ -30,17 +30,7 @@ W=$(mktemp -d /tmp/tandem-it-work.XXXXXX)
 # before lib.sh's cleanup of A.
 cleanup_all() {
     local rc=$?
-    if [ -d "$B" ]; then
-        for d in $(TANDEM_STATE_DIR=$B domains); do TANDEM_STATE_DIR=$B "$XL" destroy "$d" >/dev/null 2>&1; done
-        if [ $rc != 0 ] && [ $rc != 77 ]; then
-            for f in "$B"/log/*.log "$B"/console/*.log; do
-                [ -f "$f" ] || continue
-                log "---- B: $f (last 15 lines)"
-                tail -n 15 "$f" >&2
-            done
-        fi
-        rm -rf "$B"
-    fi
+    clean_state_dir "$B" $rc B
     rm -rf "$W"
     (exit $rc)
     cleanup_host
