@@ -49,6 +49,8 @@
 #define SYS_TRIPLEFAULT	3	/* empty IDT, then int3 */
 #define SYS_WRITE	4	/* console_write(RDI, RSI) */
 #define SYS_OUTB	5	/* outb(port RDI, value RSI) */
+#define SYS_CPUID	6	/* cpuid(leaf RDI[31:0], subleaf RDI[63:32]) into
+				   uint32_t[4] at RSI */
 
 /* Tandem's shutdown port (see README.md). */
 #define PORT_SHUTDOWN	0x501
@@ -116,7 +118,8 @@ static inline void irq_disable(void)
 /* Workloads run in ring 3 (see arch.c: on the development host ring 0
  * is emulated instruction by instruction, ring 3 runs natively).  What
  * needs ring 0 goes through syscall(): hlt, port I/O (PVM runs ring 3
- * with IOPL 0 whatever RFLAGS says), and the deliberate faults. */
+ * with IOPL 0 whatever RFLAGS says), CPUID (see guest_cpuid()), and the
+ * deliberate faults. */
 static inline bool in_user_mode(void)
 {
 	uint16_t cs;
@@ -133,6 +136,19 @@ static inline uint64_t syscall2(uint64_t nr, uint64_t a0, uint64_t a1)
 static inline uint64_t syscall0(uint64_t nr)
 {
 	return syscall2(nr, 0, 0);
+}
+
+/* CPUID as the guest kernel sees it, from either ring.  Ring 3 must not
+ * run CPUID itself: on the development host (nested PVM) a ring-3 CPUID
+ * is answered with the host's own values (its CPU policy and the APIC
+ * ID of whichever host CPU runs the vCPU), not with the guest's CPUID
+ * policy. */
+static inline void guest_cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	if (in_user_mode())
+		syscall2(SYS_CPUID, leaf | (uint64_t)sub << 32, (uintptr_t)r);
+	else
+		cpuid(leaf, sub, r);
 }
 
 /* outb from either ring. */
@@ -326,6 +342,7 @@ enum workload {
 	WL_TRIPLEFAULT,
 	WL_SSE,
 	WL_CPUHOG,
+	WL_CPUID,
 };
 
 struct config {

@@ -26,6 +26,7 @@ static const struct {
 	{ "triplefault", WL_TRIPLEFAULT, 500 },
 	{ "sse", WL_SSE, 500 },
 	{ "cpuhog", WL_CPUHOG, 0 },
+	{ "cpuid", WL_CPUID, 0 },
 };
 
 /* Pointers handed over by the loader are below 4 GiB by the PVH ABI; we

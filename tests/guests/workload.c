@@ -27,6 +27,8 @@ static uint64_t last_report_tsc;
 static uint64_t last_report_work;
 static uint64_t last_nmis;
 
+static void cpuid_report(uint64_t seq);
+
 static void report(uint64_t now)
 {
 	uint64_t ticks_all = 0, work = 0, verified = 0, errors = 0;
@@ -94,6 +96,8 @@ static void report(uint64_t now)
 		printk("TANDEM-GUEST nmi count=%lu\n", nmis);
 		last_nmis = nmis;
 	}
+	if (cfg.workload == WL_CPUID)
+		cpuid_report(report_seq);
 	last_report_work = work;
 }
 
@@ -454,6 +458,124 @@ static void __attribute__((noreturn)) run_cpuhog(struct cpu *c)
 }
 
 /* ---------------------------------------------------------------- */
+/* cpuid: report the CPUID leaves the guest really sees, so tests can
+ * compare them with the policy the host gave it.  The BSP runs CPUID
+ * afresh at every status line, so a migrated guest shows what the new
+ * host gives it.  CPUID runs in ring 0 (guest_cpuid(), one request per
+ * leaf, about a dozen a second): a ring-3 CPUID on the development host
+ * returns the host's values, not the guest's. */
+
+static const struct {
+	uint32_t leaf, subleaf;
+} cpuid_leaves[] = {
+	{ 0x00000000, 0 }, { 0x00000001, 0 }, { 0x00000007, 0 },
+	{ 0x00000007, 1 }, { 0x0000000d, 0 }, { 0x0000000d, 1 },
+	{ 0x80000000, 0 }, { 0x80000001, 0 }, { 0x80000007, 0 },
+	{ 0x80000008, 0 }, { 0x80000021, 0 }, { 0x40000000, 0 },
+};
+
+#define NCPUID_LEAVES (sizeof(cpuid_leaves) / sizeof(cpuid_leaves[0]))
+
+/* The BSP raises cpuid_request at each status line; each AP answers at
+ * its next wake-up with apic_sample[index] = request << 8 | CPUID.1.EBX
+ * bits 31:24.  One 64-bit store, so the BSP never pairs one request's
+ * number with another's APIC ID.  0 means "never answered". */
+static volatile uint64_t cpuid_request;
+static volatile uint64_t apic_sample[MAX_CPUS];
+
+/* How long the BSP waits for the APs' answers.  They wake at every
+ * tick, so at the default hz this is a few milliseconds at most; a
+ * late AP is reported with its previous answer. */
+#define APIC_WAIT_MS 100
+
+static void ap_sample_apic(struct cpu *c)
+{
+	uint64_t req = cpuid_request;
+	uint32_t r[4];
+
+	if (!req || apic_sample[c->index] >> 8 == req)
+		return;
+	guest_cpuid(1, 0, r);
+	apic_sample[c->index] = req << 8 | r[1] >> 24;
+}
+
+/* Is the leaf within what CPUID.0 / CPUID.0x80000000 say exists?
+ * Hypervisor leaves (0x40000000) are always asked. */
+static bool cpuid_leaf_present(uint32_t leaf, uint32_t max_basic,
+			       uint32_t max_ext)
+{
+	if (leaf >= 0x80000000)
+		return (max_ext & 0xffff0000) == 0x80000000 && leaf <= max_ext;
+	if (leaf >= 0x40000000)
+		return true;
+	return leaf <= max_basic;
+}
+
+static void cpuid_report(uint64_t seq)
+{
+	uint32_t val[NCPUID_LEAVES][4], r[4];
+	bool present[NCPUID_LEAVES];
+	uint64_t apic[MAX_CPUS];
+	const uint64_t req = cpuid_request + 1;
+
+	/* Ask the APs first, so they answer while we run our own. */
+	cpuid_request = req;
+
+	guest_cpuid(0, 0, r);
+	const uint32_t max_basic = r[0];
+	guest_cpuid(0x80000000, 0, r);
+	const uint32_t max_ext = r[0];
+	for (unsigned i = 0; i < NCPUID_LEAVES; i++) {
+		present[i] = cpuid_leaf_present(cpuid_leaves[i].leaf,
+						max_basic, max_ext);
+		if (present[i])
+			guest_cpuid(cpuid_leaves[i].leaf,
+				    cpuid_leaves[i].subleaf, val[i]);
+	}
+
+	const uint64_t start = rdtsc(), limit = ms_to_tsc(APIC_WAIT_MS);
+	for (unsigned i = 1; i < MAX_CPUS; i++) {
+		apic[i] = 0;
+		if (!cpus[i].online)
+			continue;
+		/* A TSC that went backwards ends the wait too. */
+		while ((apic[i] = apic_sample[i]) >> 8 != req &&
+		       rdtsc() - start < limit)
+			cpu_relax();
+	}
+
+	/* One block under the console lock, so a reader always finds the
+	 * set whole and in order. */
+	spin_lock(&console_lock);
+	for (unsigned i = 0; i < NCPUID_LEAVES; i++) {
+		if (!present[i])
+			continue;
+		printk_unlocked("TANDEM-CPUID leaf=0x%08x subleaf=0x%x eax=0x%08x "
+				"ebx=0x%08x ecx=0x%08x edx=0x%08x\n",
+				cpuid_leaves[i].leaf, cpuid_leaves[i].subleaf,
+				val[i][0], val[i][1], val[i][2], val[i][3]);
+	}
+	for (unsigned i = 1; i < MAX_CPUS; i++)
+		if (cpus[i].online && apic[i])
+			printk_unlocked("TANDEM-CPUID-APIC cpu=%u apic_id=0x%02x\n",
+					i, (unsigned)(apic[i] & 0xff));
+	printk_unlocked("TANDEM-CPUID end seq=%lu\n", seq);
+	spin_unlock(&console_lock);
+}
+
+/* Every CPU idles; the APs answer the BSP's APIC ID requests after each
+ * wake-up, and the BSP prints the report with its status line. */
+static void __attribute__((noreturn)) run_cpuid(struct cpu *c)
+{
+	for (;;) {
+		safe_halt();
+		if (c->index)
+			ap_sample_apic(c);
+		poll(c);
+	}
+}
+
+/* ---------------------------------------------------------------- */
 /* One-shot events on the BSP. */
 
 static void __attribute__((noreturn)) run_poweroff(struct cpu *c)
@@ -549,6 +671,8 @@ void workload_run(struct cpu *c)
 		run_verify(c);
 	case WL_CPUHOG:
 		run_cpuhog(c);
+	case WL_CPUID:
+		run_cpuid(c);
 	case WL_POWEROFF:
 		if (bsp)
 			run_poweroff(c);
