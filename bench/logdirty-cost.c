@@ -193,7 +193,7 @@ static struct result run_case(const struct opts *o, unsigned gib, enum domain_lo
     char why[1024] = "";
     int rc = us && pages && nspp && counted ? 0 : -ENOMEM;
     if (!rc)
-        rc = domain_create(&d, &c, false, on_end, on_console, &w, log);
+        rc = domain_create(&d, &c, false, NULL, on_end, on_console, &w, log);
     if (!rc && domain_logdirty_mode(d) != mode) {
         snprintf(why, sizeof(why), "asked for log_dirty=%s, got %s", domain_logdirty_mode_name(mode),
                  domain_logdirty_mode_name(domain_logdirty_mode(d)));

@@ -17,6 +17,11 @@ struct restore {
     unsigned nr;
     bool have_context, libxc_done;
     struct migration_stats *st;
+    /* The last error a record's restore gave, for the message that names
+     * the record (through `keep`, which forwards to the caller's log). */
+    struct tlog keep;
+    const struct tlog *outer;
+    char why[400];
     /* Pages this restore has written.  The domain was built for the
      * restore, so every other page is still zero and an XALLOC for it
      * needs nothing: not even a look, which would fault the page in. */
@@ -26,6 +31,14 @@ struct restore {
     uint8_t types[STREAM_MAX_BATCH];
     const uint8_t *data[STREAM_MAX_BATCH];
 };
+
+static void keep_error(void *opaque, enum tlog_level level, const char *msg)
+{
+    struct restore *r = opaque;
+    if (level == TLOG_ERROR)
+        snprintf(r->why, sizeof(r->why), "%s", msg);
+    tlog(r->outer, level, "%s", msg);
+}
 
 static int apply_cpuid_policy(struct restore *r, const struct stream_record *rec)
 {
@@ -194,7 +207,9 @@ static int apply_libxl_record(struct restore *r, const struct stream_record *rec
 int migration_restore(struct domain *d, int fd, const struct migration_restore_opts *ro,
                       struct migration_stats *st, const struct tlog *log)
 {
-    struct restore r = { .d = d, .log = log, .st = st };
+    struct restore r = { .d = d, .outer = log, .st = st };
+    r.keep = (struct tlog){ .fn = keep_error, .opaque = &r, .min_level = TLOG_DEBUG };
+    r.log = &r.keep;
     struct stream_reader *rd;
     memset(st, 0, sizeof(*st));
     uint64_t start = migration_now_usec();
@@ -230,8 +245,8 @@ int migration_restore(struct domain *d, int fd, const struct migration_restore_o
         }
         rc = rec.layer == STREAM_LAYER_LIBXC ? apply_libxc_record(&r, &rec) : apply_libxl_record(&r, &rec);
         if (rc) {
-            tlog_error(log, "restoring %s record at offset %#" PRIx64 " failed",
-                       stream_record_name(rec.layer, rec.type), rec.offset);
+            tlog_error(log, "restoring %s record at offset %#" PRIx64 " failed%s%s",
+                       stream_record_name(rec.layer, rec.type), rec.offset, r.why[0] ? ": " : "", r.why);
             break;
         }
         if (rec.last)

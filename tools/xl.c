@@ -61,6 +61,15 @@ static const struct xl_command commands[] = {
       "  -p             leave the domain paused once received\n"
       "  -z             accept lz4-compressed page data (xl migrate --compress)\n"
       "Reads the stream on standard input and answers on standard output.\n" },
+    { "cpuid-policy", xl_cmd_cpuid_policy, "Print, level or check CPU policies",
+      "[options] host | guest <Domain> | level <policy.json> ... | check <policy.json>",
+      "  host           this host's policy: what KVM gives, less host.cfg's cpuid_mask\n"
+      "  guest DOMAIN   the policy the domain's vCPUs have\n"
+      "  level A B ...  the features every one of the policy files has: name the\n"
+      "                 result in xl.cfg's cpuid_policy= to let a guest move among them\n"
+      "  check FILE     fail, naming them, if this host lacks features of FILE\n"
+      "  -o, --output FILE  write to FILE (atomically) instead of standard output\n"
+      "  -f, --features     print the named features only, not the JSON policy\n" },
     { "info", xl_cmd_info, "Get information about the host", "", "" },
     { "help", xl_cmd_help, "Print this help", "[command]", "" },
 };

@@ -74,6 +74,16 @@ int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv);
 
+/* CPU policies (xl_cpuid.c).  host.cfg in the state directory is the
+ * host's own config; its cpuid_mask takes features away from this host. */
+struct xlcfg;
+int xl_read_host_config(struct xl_ctx *ctx, struct cpu_overrides *mask);
+/* A policy JSON file ("-": stdin), errors logged naming the file. */
+int xl_read_policy_file(struct xl_ctx *ctx, const char *path, struct cpu_policy *p);
+/* xl.cfg's cpuid_policy= and cpuid= as overrides. */
+int xl_config_cpuid(struct xl_ctx *ctx, struct xlcfg *cfg, struct cpu_overrides *o);
+int xl_cmd_cpuid_policy(struct xl_ctx *ctx, int argc, char **argv);
+
 /* Attaches the terminal to a domain's console until Ctrl-] or its end. */
 int xl_console_attach(struct xl_ctx *ctx, unsigned domid);
 

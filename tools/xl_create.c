@@ -70,8 +70,9 @@ static void warn_unused(void *opaque, const char *key, const char *file, unsigne
 }
 
 /* Maps a parsed xl.cfg onto a domain config; warns about unknown keys. */
-static int config_from_xlcfg(struct xlcfg *cfg, struct domain_config *c, const struct tlog *log)
+static int config_from_xlcfg(struct xl_ctx *ctx, struct xlcfg *cfg, struct domain_config *c)
 {
+    const struct tlog *log = &ctx->log;
     long long n;
     int rc;
     const char *s;
@@ -127,6 +128,8 @@ static int config_from_xlcfg(struct xlcfg *cfg, struct domain_config *c, const s
     }
     if (rc && rc != -ENOENT)
         return rc;
+    if ((rc = xl_config_cpuid(ctx, cfg, &c->cpuid)))
+        return rc;
 
     struct unused_ctx u = { log };
     xlcfg_for_each_unused(cfg, warn_unused, &u);
@@ -145,7 +148,7 @@ int xl_load_config(struct xl_ctx *ctx, const char *file, int n_overrides, char *
     for (int i = 0; i < n_overrides && !rc; i++)
         rc = xlcfg_apply_override(cfg, overrides[i], &ctx->log);
     if (!rc)
-        rc = config_from_xlcfg(cfg, c, &ctx->log);
+        rc = config_from_xlcfg(ctx, cfg, c);
     xlcfg_free(cfg);
     return rc;
 }
@@ -165,7 +168,8 @@ static void file_log_fn(void *opaque, enum tlog_level level, const char *msg)
 }
 
 /* In the grandchild: become the domain process. Never returns. */
-static void become_domain_process(struct xl_ctx *ctx, const struct domain_config *c, unsigned domid,
+static void become_domain_process(struct xl_ctx *ctx, const struct domain_config *c,
+                                  const struct cpu_overrides *host_mask, unsigned domid,
                                   bool paused, int ready_fd, int restore_fd, const char *restore_options)
 {
     /* migrate-receive restores from its stdin: keep that stream out of
@@ -191,7 +195,7 @@ static void become_domain_process(struct xl_ctx *ctx, const struct domain_config
     struct domproc_args a = {
         .paths = ctx->paths, .config = *c, .domid = domid, .start_paused = paused,
         .ready_fd = ready_fd, .restore_fd = restore_fd, .restore_options = restore_options,
-        .hooks = &migration_domproc_hooks, .log = &log,
+        .hooks = &migration_domproc_hooks, .log = &log, .host_mask = *host_mask,
     };
     _exit(domproc_main(&a));
 }
@@ -238,7 +242,12 @@ int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paus
                     const char *restore_options, unsigned *domid_out, char *summary, size_t summary_len)
 {
     unsigned domid;
-    int rc = registry_reserve(&ctx->paths, c, getpid(), &domid, &ctx->log);
+    /* The host's own config first: a wrong host.cfg leaves nothing behind. */
+    struct cpu_overrides host_mask;
+    int rc = xl_read_host_config(ctx, &host_mask);
+    if (rc)
+        return rc;
+    rc = registry_reserve(&ctx->paths, c, getpid(), &domid, &ctx->log);
     if (rc)
         return rc;
     int pfd[2];
@@ -265,7 +274,7 @@ int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paus
         pid_t g = fork();
         if (g != 0)
             _exit(g < 0 ? 1 : 0);
-        become_domain_process(ctx, c, domid, paused, pfd[1], restore_fd, restore_options);
+        become_domain_process(ctx, c, &host_mask, domid, paused, pfd[1], restore_fd, restore_options);
     }
     close(pfd[1]);
     waitpid(child, NULL, 0);
@@ -354,8 +363,12 @@ int xl_cmd_create(struct xl_ctx *ctx, int argc, char **argv)
     if (xl_open_host(ctx))
         return XL_FAILED;
     unsigned domid = 0;
-    if (xl_spawn_domain(ctx, &c, paused, -1, NULL, &domid, NULL, 0))
+    char summary[512] = "";
+    if (xl_spawn_domain(ctx, &c, paused, -1, NULL, &domid, summary, sizeof(summary)))
         return XL_FAILED;
+    if (!strncmp(summary, "cpuid_forced=", 13))
+        tlog_warn(&ctx->log, "this host's KVM shows the guest CPU features its cpuid settings take away "
+                  "(migrations check what the guest really sees): %s", summary + 13);
     if (ctx->verbose)
         fprintf(stderr, "xl: create: domain %s created with ID %u\n", c.name, domid);
     if (console)

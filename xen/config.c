@@ -114,6 +114,26 @@ int domain_config_to_json(const struct domain_config *c, char *buf, size_t len)
     json_object_object_add(o, "on_reboot", json_object_new_string(domain_action_name(c->on_reboot)));
     json_object_object_add(o, "on_crash", json_object_new_string(domain_action_name(c->on_crash)));
     json_object_object_add(o, "log_dirty", json_object_new_string(domain_logdirty_mode_name(c->log_dirty)));
+    /* CPU overrides as Xen's xend strings, the MSR ones as hex pairs. */
+    if (c->cpuid.n) {
+        json_object *a = json_object_new_array();
+        for (unsigned i = 0; i < c->cpuid.n; i++) {
+            char x[96];
+            if (cpu_override_format_xend(&c->cpuid.cpuid[i], x, sizeof(x)) == 0)
+                json_object_array_add(a, json_object_new_string(x));
+        }
+        json_object_object_add(o, "cpuid", a);
+    }
+    if (c->cpuid.n_msr) {
+        json_object *a = json_object_new_array();
+        for (unsigned i = 0; i < c->cpuid.n_msr; i++) {
+            char x[80];
+            snprintf(x, sizeof(x), "0x%x:set=0x%llx,clear=0x%llx", c->cpuid.msr[i].index,
+                     (unsigned long long)c->cpuid.msr[i].set, (unsigned long long)c->cpuid.msr[i].clear);
+            json_object_array_add(a, json_object_new_string(x));
+        }
+        json_object_object_add(o, "cpuid_msr", a);
+    }
     const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
     int rc = 0;
     if ((size_t)snprintf(buf, len, "%s", s) >= len)
@@ -154,6 +174,50 @@ static int json_get_action(json_object *o, const char *key, enum domain_action *
     return 0;
 }
 
+/* "cpuid" (xend strings) and "cpuid_msr" ("0xINDEX:set=0x..,clear=0x.."). */
+static int json_get_cpuid(json_object *o, struct cpu_overrides *ov, const struct tlog *log)
+{
+    json_object *a;
+    if (json_object_object_get_ex(o, "cpuid", &a)) {
+        if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) > CPU_OVERRIDES_MAX) {
+            tlog_error(log, "domain config: 'cpuid' must be a list of at most %d strings", CPU_OVERRIDES_MAX);
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+            json_object *e = json_object_array_get_idx(a, i);
+            char err[256];
+            if (!json_object_is_type(e, json_type_string)) {
+                tlog_error(log, "domain config: 'cpuid' must be a list of strings");
+                return -EINVAL;
+            }
+            if (cpu_overrides_parse_xend(json_object_get_string(e), ov, err, sizeof(err))) {
+                tlog_error(log, "domain config: cpuid: %s", err);
+                return -EINVAL;
+            }
+        }
+    }
+    if (json_object_object_get_ex(o, "cpuid_msr", &a)) {
+        if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) > CPU_MSR_OVERRIDES_MAX) {
+            tlog_error(log, "domain config: 'cpuid_msr' must be a list of at most %d strings",
+                       CPU_MSR_OVERRIDES_MAX);
+            return -EINVAL;
+        }
+        for (size_t i = 0; i < json_object_array_length(a); i++) {
+            json_object *e = json_object_array_get_idx(a, i);
+            unsigned idx;
+            unsigned long long set, clear;
+            int end = 0;
+            const char *s = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : "";
+            if (sscanf(s, "0x%x:set=0x%llx,clear=0x%llx%n", &idx, &set, &clear, &end) != 3 || s[end]) {
+                tlog_error(log, "domain config: cpuid_msr '%.64s' is not 0xINDEX:set=0x..,clear=0x..", s);
+                return -EINVAL;
+            }
+            ov->msr[ov->n_msr++] = (struct cpu_msr_override){ idx, set, clear };
+        }
+    }
+    return 0;
+}
+
 int domain_config_from_json(const char *json, struct domain_config *c, const struct tlog *log)
 {
     domain_config_init(c);
@@ -176,6 +240,8 @@ int domain_config_from_json(const char *json, struct domain_config *c, const str
         rc = -EINVAL;
     }
     json_object *v;
+    if (!rc)
+        rc = json_get_cpuid(o, &c->cpuid, log);
     if (!rc && json_object_object_get_ex(o, "memory", &v)) {
         if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0) {
             tlog_error(log, "domain config: 'memory' must be a positive integer");

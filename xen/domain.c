@@ -19,7 +19,6 @@
 #define KVM_TSS_GPA          0xfffbd000ULL
 #define KVM_IDENTITY_MAP_GPA 0xfffbc000ULL
 #define KERNEL_MAX_BYTES     (64u << 20)
-#define LAPIC_BUS_KHZ        1000000u   /* KVM's APIC timer runs at 1 GHz */
 #define VCPU_KICK_SIGNAL     SIGUSR1
 
 static void kick_handler(int sig) { (void)sig; }
@@ -75,60 +74,6 @@ static void uart_set_irq(void *opaque, bool level)
     struct domain *d = opaque;
     struct kvm_irq_level irq = { .irq = UART_COM1_IRQ, .level = level };
     ioctl(d->vm_fd, KVM_IRQ_LINE, &irq);
-}
-
-/* The CPUID the guest sees: what KVM supports, with per-vCPU APIC IDs and
- * our own hypervisor leaves (signature, and 0x40000010 with the TSC and
- * APIC bus frequencies so guests need not calibrate). */
-static int vcpu_set_cpuid(struct domain *d, struct vcpu *v)
-{
-    int nent = 128;
-    struct kvm_cpuid2 *c = NULL;
-    for (;;) {
-        c = calloc(1, sizeof(*c) + (nent + 2) * sizeof(c->entries[0]));
-        if (!c)
-            return -ENOMEM;
-        c->nent = nent;
-        if (ioctl(d->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
-            break;
-        int err = errno;
-        free(c);
-        if (err != E2BIG || nent >= 4096) {
-            tlog_error(d->log, "KVM_GET_SUPPORTED_CPUID: %s", strerror(err));
-            return -err;
-        }
-        nent *= 2;
-    }
-    unsigned out = 0;
-    for (unsigned i = 0; i < c->nent; i++) {
-        struct kvm_cpuid_entry2 *e = &c->entries[i];
-        if (e->function >= 0x40000000 && e->function < 0x50000000)
-            continue; /* KVM's own paravirt leaves: replaced below */
-        if (e->function == 1) {
-            e->ebx = (e->ebx & 0x00ffffff) | (v->id << 24);
-            e->ecx |= 1u << 31; /* running under a hypervisor */
-        } else if (e->function == 0xb || e->function == 0x1f) {
-            e->edx = v->id;
-        }
-        c->entries[out++] = *e;
-    }
-    c->entries[out++] = (struct kvm_cpuid_entry2){
-        .function = 0x40000000, .eax = 0x40000010,
-        /* "TandemTandem" */
-        .ebx = 0x646e6154, .ecx = 0x61546d65, .edx = 0x6d65646e,
-    };
-    c->entries[out++] = (struct kvm_cpuid_entry2){
-        .function = 0x40000010, .eax = d->tsc_khz, .ebx = LAPIC_BUS_KHZ,
-    };
-    c->nent = out;
-    int rc = ioctl(v->fd, KVM_SET_CPUID2, c);
-    int err = errno;
-    free(c);
-    if (rc < 0) {
-        tlog_error(d->log, "vcpu%u: KVM_SET_CPUID2: %s", v->id, strerror(err));
-        return -err;
-    }
-    return 0;
 }
 
 /* The PVH entry state: 32-bit protected mode, paging off, flat segments,
@@ -191,7 +136,7 @@ static int vcpu_create(struct domain *d, struct vcpu *v, unsigned id)
         int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
         d->tsc_khz = khz > 0 ? (unsigned)khz : 0;
     }
-    return vcpu_set_cpuid(d, v);
+    return 0;
 }
 
 static uint64_t vcpu_rip(struct vcpu *v)
@@ -555,6 +500,7 @@ void domain_destroy(struct domain *d)
         pthread_mutex_destroy(&v->ring_lock);
     }
     free(d->vcpus);
+    free(d->host_max);
     free(d->logdirty_pending);
     pthread_mutex_destroy(&d->logdirty_lock);
     if (d->vm_fd >= 0)
@@ -579,6 +525,7 @@ static int kvm_vm_ioctl(struct domain *d, unsigned long req, unsigned long arg, 
 }
 
 int domain_create(struct domain **out, const struct domain_config *cfg, bool for_restore,
+                  const struct cpu_overrides *host_mask,
                   void (*on_end)(void *, enum domain_end, const char *),
                   void (*on_console)(void *, uint8_t), void *opaque,
                   const struct tlog *log)
@@ -678,6 +625,8 @@ int domain_create(struct domain **out, const struct domain_config *cfg, bool for
     for (unsigned i = 0; i < cfg->vcpus; i++)
         if ((rc = vcpu_create(d, &d->vcpus[i], i)))
             goto fail;
+    if ((rc = domain_setup_cpu_policy(d, host_mask)))
+        goto fail;
     if (for_restore) {
         *out = d;
         return 0;

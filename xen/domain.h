@@ -13,6 +13,7 @@
 /* Guest port the test guest (and any Tandem-aware guest) writes to end
  * itself: 0 = power off, 1 = reboot, 2 = crash. */
 #define DOMAIN_SHUTDOWN_PORT 0x501
+#define LAPIC_BUS_KHZ 1000000u   /* KVM's APIC timer runs at 1 GHz */
 
 enum domain_end {
     DOMAIN_END_NONE,
@@ -54,6 +55,8 @@ struct domain {
     struct vcpu *vcpus;
     struct uart uart;
     unsigned tsc_khz;
+    struct cpu_policy *host_max;   /* what this host can give (cpu_policy.c) */
+    char cpu_forced[512];          /* features KVM shows though the policy removed them */
 
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -89,9 +92,14 @@ struct domain {
  * built for restore gets its memory and state from a stream instead.  On
  * failure everything built so far is torn down. */
 int domain_create(struct domain **out, const struct domain_config *cfg, bool for_restore,
+                  const struct cpu_overrides *host_mask,
                   void (*on_end)(void *, enum domain_end, const char *),
                   void (*on_console)(void *, uint8_t), void *opaque,
                   const struct tlog *log);
+/* cpu_policy.c's part: works out this host's maximum policy (minus
+ * host_mask, which may be NULL) and loads the domain's own policy, the
+ * default changed by its config's cpuid overrides, into every vCPU. */
+int domain_setup_cpu_policy(struct domain *d, const struct cpu_overrides *host_mask);
 /* Starts the vCPU threads (still paused). */
 int domain_start_vcpus(struct domain *d);
 bool domain_is_paused(struct domain *d);

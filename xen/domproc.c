@@ -169,7 +169,7 @@ static enum domain_state running_state(struct domproc *dp)
 
 static int build_domain(struct domproc *dp, bool for_restore)
 {
-    int rc = domain_create(&dp->d, &dp->a->config, for_restore, on_end, on_console, dp, &dp->log);
+    int rc = domain_create(&dp->d, &dp->a->config, for_restore, &dp->a->host_mask, on_end, on_console, dp, &dp->log);
     if (rc)
         return rc;
     rc = domain_start_vcpus(dp->d);
@@ -416,6 +416,48 @@ static void rename_domain(struct domproc *dp, struct client *c, const char *name
     reply(c, 0, "%s", "");
 }
 
+/* "cpu-policy" with a file descriptor: the guest's CPU policy as JSON
+ * into it (too long for a reply line).  vCPU ioctls wait for KVM_RUN to
+ * return, so the domain is paused for the moment it takes. */
+static void send_cpu_policy(struct domproc *dp, struct client *c)
+{
+    struct cpu_policy *p = malloc(sizeof(*p));
+    char *json = NULL;
+    int rc = -ENOMEM;
+    if (c->passed_fd < 0) {
+        reply(c, EINVAL, "cpu-policy needs a file descriptor to write to");
+        free(p);
+        return;
+    }
+    if (p && dp->d) {
+        domain_pause(dp->d);
+        rc = domain_get_cpu_policy(dp->d, p, &dp->log);
+        domain_unpause(dp->d);
+        if (!rc)
+            rc = cpu_policy_to_json(p, "guest", dp->a->config.name, &json);
+    } else if (p) {
+        rc = -EAGAIN;
+    }
+    if (!rc) {
+        size_t len = strlen(json), off = 0;
+        while (off < len && !rc) {
+            ssize_t w = write(c->passed_fd, json + off, len - off);
+            if (w < 0 && errno != EINTR)
+                rc = -errno;
+            else if (w > 0)
+                off += (size_t)w;
+        }
+    }
+    close(c->passed_fd);
+    c->passed_fd = -1;
+    if (rc)
+        reply(c, -rc, "cannot read the CPU policy: %s", strerror(-rc));
+    else
+        reply(c, 0, "%s", "");
+    free(json);
+    free(p);
+}
+
 /* Returns true when the connection stays open. */
 static bool handle_command(struct domproc *dp, struct client *c, const char *cmd)
 {
@@ -464,6 +506,8 @@ static bool handle_command(struct domproc *dp, struct client *c, const char *cmd
     } else if (strcmp(cmd, "console") == 0) {
         reply(c, 0, "%s", "");
         c->console = true;
+    } else if (strcmp(cmd, "cpu-policy") == 0) {
+        send_cpu_policy(dp, c);
     } else {
         reply(c, EINVAL, "unknown command '%.64s'", cmd);
         return false;
@@ -686,6 +730,8 @@ int domproc_main(struct domproc_args *a)
         }
         tlog_info(&dp->log, "restored: %s", summary);
     }
+    if (!restoring && dp->d->cpu_forced[0])
+        snprintf(summary, sizeof(summary), "cpuid_forced=%.280s", dp->d->cpu_forced);
     dp->listen_fd = open_listen_socket(dp);
     if (dp->listen_fd < 0) {
         snprintf(errbuf, sizeof(errbuf), "cannot open the control socket: %s", strerror(-dp->listen_fd));

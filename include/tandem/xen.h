@@ -37,6 +37,19 @@ enum domain_logdirty_mode {
 const char *domain_logdirty_mode_name(enum domain_logdirty_mode m);
 int domain_logdirty_mode_parse(const char *s, enum domain_logdirty_mode *out);
 
+/* Bits of one CPUID register (reg 0-3 = EAX-EDX) or feature MSR a CPU
+ * policy is forced to: set wins over the policy's value, clear removes
+ * (see "CPU policies" below). */
+#define CPU_OVERRIDES_MAX 64
+#define CPU_MSR_OVERRIDES_MAX 8
+struct cpu_override { uint32_t leaf, subleaf, reg, set, clear; };
+struct cpu_msr_override { uint32_t index; uint64_t set, clear; };
+struct cpu_overrides {
+    unsigned n, n_msr;
+    struct cpu_override cpuid[CPU_OVERRIDES_MAX];
+    struct cpu_msr_override msr[CPU_MSR_OVERRIDES_MAX];
+};
+
 struct domain_config {
     char name[DOMAIN_NAME_MAX];
     uint64_t memory_mb;
@@ -45,6 +58,7 @@ struct domain_config {
     char cmdline[2048];
     enum domain_action on_poweroff, on_reboot, on_crash;
     enum domain_logdirty_mode log_dirty;
+    struct cpu_overrides cpuid;          /* cpuid= and cpuid_policy= */
 };
 void domain_config_init(struct domain_config *c);      /* Xen's defaults */
 int domain_config_check(const struct domain_config *c, const struct tlog *log);
@@ -87,7 +101,7 @@ struct registry_entry {
     unsigned vcpus;
     long long created;                   /* unix time */
     char reason[256];                    /* why it shut down or crashed */
-    char config_json[8192];              /* the domain_config, as JSON */
+    char config_json[16384];             /* the domain_config, as JSON */
 };
 
 /* Reserve a fresh domid and the name, atomically for the whole host; the
@@ -170,6 +184,58 @@ int domain_set_cpuid_policy(struct domain *d, const struct domain_cpuid_leaf *l,
 int domain_get_msr_policy(struct domain *d, struct domain_msr_entry **out, unsigned *n, const struct tlog *log);
 int domain_set_msr_policy(struct domain *d, const struct domain_msr_entry *m, unsigned n, const struct tlog *log);
 
+/* ---- CPU policies (xen/cpu_features.c, xen/cpu_policy.c) --------------
+ * A CPU policy is the CPUID leaves and feature MSRs a guest sees.  This
+ * host's maximum is what KVM can give minus the host mask (host.cfg's
+ * cpuid_mask), so one machine can play one with an older CPU; a guest's is
+ * the maximum changed by its xl.cfg cpuid= and cpuid_policy=.  Policies are
+ * written as JSON in the form docs/cpu-policy.md documents. */
+#define CPU_NO_SUBLEAF 0xffffffffu          /* Xen's XEN_CPUID_NO_SUBLEAF */
+#define CPU_POLICY_MAX_LEAVES 256           /* KVM_MAX_CPUID_ENTRIES */
+#define CPU_POLICY_MAX_MSRS 64
+
+struct cpu_policy {
+    unsigned nr_leaves, nr_msrs;
+    struct domain_cpuid_leaf leaves[CPU_POLICY_MAX_LEAVES];
+    struct domain_msr_entry msrs[CPU_POLICY_MAX_MSRS];
+};
+
+/* xl.cfg's cpuid= in Xen's two forms, added to o (later settings win):
+ * the libxl string "host,avx512f=0,x2apic=1,family=6" (feature names of
+ * libxen-dev's cpufeatureset.h in any case, '-', '_' and '.' alike; values
+ * 1, 0, x, k, s; numeric family, model and stepping) and one xend string
+ * "leaf[,subleaf]:reg=<32 of 1 0 x k s>,...".  On error `err` says what and
+ * where, and o may hold part of the text. */
+int cpu_overrides_parse_libxl(const char *text, struct cpu_overrides *o, char *err, size_t len);
+int cpu_overrides_parse_xend(const char *text, struct cpu_overrides *o, char *err, size_t len);
+/* host.cfg's cpuid_mask: "avx512f=0,rtm=0" (only 0s; "host," optional). */
+int cpu_overrides_parse_mask(const char *text, struct cpu_overrides *o, char *err, size_t len);
+/* One CPUID override as a xend string, for the domain config's JSON. */
+int cpu_override_format_xend(const struct cpu_override *ov, char *buf, size_t len);
+/* The overrides that take away every feature `pool` lacks (levelling). */
+void cpu_overrides_from_policy(const struct cpu_policy *pool, struct cpu_overrides *o);
+
+/* Applies o to p.  -ENOSPC when a leaf or MSR it must add does not fit. */
+int cpu_policy_apply(struct cpu_policy *p, const struct cpu_overrides *o);
+/* The features `want` has and `max` lacks, named ("leaf 0x7.0 EBX bit 16
+ * (avx512f)", ...) into msg; returns how many. */
+unsigned cpu_policy_missing(const struct cpu_policy *want, const struct cpu_policy *max, char *msg, size_t len);
+/* The features every one of in[0..n) has: in[0] with each feature word
+ * ANDed over all of them, the highest leaves the lowest any has. */
+int cpu_policy_level(const struct cpu_policy *in, unsigned n, struct cpu_policy *out);
+/* JSON.  kind is "host", "guest" or "levelled"; about names the host or
+ * domain (may be NULL).  *out is malloc'd.  from_json is strict: a wrong
+ * format, version, value or duplicate is an error in err. */
+int cpu_policy_to_json(const struct cpu_policy *p, const char *kind, const char *about, char **out);
+int cpu_policy_from_json(const char *text, size_t len, struct cpu_policy *p, char *err, size_t errlen);
+/* Named features a policy has (for people), comma-separated. */
+void cpu_policy_feature_names(const struct cpu_policy *p, char *buf, size_t len);
+
+/* This host's maximum policy (a scratch VM is built to ask KVM). */
+int cpu_policy_host(const struct cpu_overrides *host_mask, struct cpu_policy *out, const struct tlog *log);
+/* The policy a domain's vCPU 0 has. */
+int domain_get_cpu_policy(struct domain *d, struct cpu_policy *out, const struct tlog *log);
+
 /* Log-dirty.  Start before the first pass over memory; each harvest ORs
  * the pfns dirtied since the previous one into `bitmap` (max_pfn bits)
  * and re-protects them, so a page is copied only after its harvest. */
@@ -222,6 +288,7 @@ struct domproc_args {
     const char *restore_options; /* for hooks->restore, e.g. "compress"; NULL: none */
     const struct domproc_hooks *hooks;
     const struct tlog *log;  /* the domain's log file */
+    struct cpu_overrides host_mask;  /* host.cfg's cpuid_mask */
 };
 /* Builds the domain, serves its control socket until it is destroyed.
  * Returns the process exit status. */

@@ -107,7 +107,7 @@ static struct domain *make_domain(const char *name, unsigned vcpus, const char *
     snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
     snprintf(cfg.cmdline, sizeof(cfg.cmdline), "%s", cmdline);
     struct domain *d = NULL;
-    int rc = domain_create(&d, &cfg, for_restore, on_end, on_console, con, log);
+    int rc = domain_create(&d, &cfg, for_restore, NULL, on_end, on_console, con, log);
     ck_assert_msg(rc == 0, "domain_create(%s): %s", name, strerror(-rc));
     ck_assert_int_eq(domain_start_vcpus(d), 0);
     return d;
