@@ -52,14 +52,17 @@ static const struct xl_command commands[] = {
       "  --bandwidth MBPS   limit the send rate to MBPS megabytes per second\n"
       "  --logdirty MODE    ring or bitmap: insist on this dirty-page log\n"
       "  --json             print the result as one JSON object on stdout\n"
-      "  --stream-version N libxc image version to send: 3 (default) or 2 for v2-only receivers\n"
+      "  --stream-version N send libxc image version N (2 or 3) instead of the highest\n"
+      "                     version the receiver says it reads (see --negotiate below)\n"
       "  --compress         send page data lz4-compressed where that is smaller; the\n"
       "                     receiver must be Tandem's (it is run with -z), and the\n"
       "                     stream is no longer one Xen's tools can read\n" },
     { "migrate-receive", xl_cmd_migrate_receive, "Receive a migrating domain (run by xl migrate)",
-      "[-d] [-e] [-p] [-z]",
+      "[-d] [-e] [-p] [-z] [--negotiate]",
       "  -p             leave the domain paused once received\n"
       "  -z             accept lz4-compressed page data (xl migrate --compress)\n"
+      "  --negotiate    after Xen's banner, say this release and the stream versions\n"
+      "                 it reads (xl migrate asks for it)\n"
       "Reads the stream on standard input and answers on standard output.\n" },
     { "cpuid-policy", xl_cmd_cpuid_policy, "Print, level or check CPU policies",
       "[options] host | guest <Domain> | level <policy.json> ... | check <policy.json>",

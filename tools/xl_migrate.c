@@ -13,6 +13,24 @@
  * Until the receiver reports success the source guest is only paused, and
  * any failure resumes it.
  *
+ * Stream version negotiation (Tandem's, since 1.1.0; docs/compatibility.md).
+ * The sender runs the receiver with --negotiate, and such a receiver adds one
+ * line right after Xen's banner, before anything else is sent:
+ *
+ *   tandem-migrate release=<its release> streams=<libxc versions it reads>\n
+ *
+ * e.g. "tandem-migrate release=1.1.0 streams=2,3".  Space-separated
+ * key=value pairs after the word tandem-migrate, printable ASCII, at most
+ * NEGOTIATION_LINE_MAX bytes with the newline; release and streams must be
+ * there, other keys are for later releases and readers skip them.  The
+ * sender sends the highest version both ends read (--stream-version forces
+ * one, and fails before sending anything if the receiver does not read it).
+ * A receiver that does not know --negotiate (Tandem 1.0.0, Xen's xl) exits
+ * with status 2 before its banner; the sender then starts it again without
+ * the option, Xen's handshake byte for byte, and sends version 2, the one
+ * every reader takes.  Without --negotiate the receiver writes no line, so a
+ * 1.0.0 sender still migrates to a 1.1.0 receiver.
+ *
  * --compress (Tandem's) runs the receiver with -z, which tells it to accept
  * lz4-compressed page records; a receiver without -z would refuse them, and
  * one that does not know -z does not start. */
@@ -22,6 +40,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +57,21 @@ static const char receiver_ready[] = "domain received, ready to unpause";
 static const char permission_to_go[] = "domain is yours, you are cleared to unpause";
 static const char report[] = "my copy unpause results are as follows";
 
+/* The negotiation line: its first word, its longest length (newline
+ * included), and the libxc image versions streams/reader.c reads, which
+ * are also the ones the save engine writes. */
+static const char negotiation_word[] = "tandem-migrate";
+#define NEGOTIATION_LINE_MAX 256
+static const char streams_read[] = "2,3";
+#define STREAMS_SENT ((1u << 2) | (1u << 3))
+/* What a receiver that does not negotiate is sent: every reader takes v2,
+ * Xen's and Tandem's alike. */
+#define FALLBACK_STREAM_VERSION 2u
+
 #define BANNER_TIMEOUT_MS 60000
 #define HANDSHAKE_TIMEOUT_MS 120000
+/* How long the transport may take to exit once its output has ended. */
+#define TRANSPORT_EXIT_WAIT_MS 5000
 
 static uint64_t now_usec(void)
 {
@@ -63,9 +95,14 @@ static int write_exact(int fd, const void *buf, size_t len)
     return 0;
 }
 
-static int read_exact(int fd, void *buf, size_t len, int timeout_ms)
+/* Reads len bytes; *got (if not NULL) says how many came before an error,
+ * which tells "the other end closed without a word" from a cut message. */
+static int read_exact_count(int fd, void *buf, size_t len, int timeout_ms, size_t *got)
 {
     char *p = buf;
+    size_t want = len;
+    if (got)
+        *got = 0;
     while (len) {
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         int pr = poll(&pfd, 1, timeout_ms);
@@ -82,8 +119,20 @@ static int read_exact(int fd, void *buf, size_t len, int timeout_ms)
             return r < 0 ? -errno : -EPIPE;
         p += r;
         len -= (size_t)r;
+        if (got)
+            *got = want - len;
     }
     return 0;
+}
+
+static int read_exact(int fd, void *buf, size_t len, int timeout_ms)
+{
+    return read_exact_count(fd, buf, len, timeout_ms, NULL);
+}
+
+static const char *transport_error(int rc)
+{
+    return rc == -EPIPE ? "the other end closed the connection" : rc == -ETIMEDOUT ? "timed out" : strerror(-rc);
 }
 
 /* Reads a fixed message and says what came instead, if anything. */
@@ -93,9 +142,7 @@ static int expect_message(struct xl_ctx *ctx, int fd, const char *msg, size_t le
     char buf[128];
     int rc = read_exact(fd, buf, len, timeout_ms);
     if (rc) {
-        tlog_error(&ctx->log, "%s : %s", what,
-                   rc == -EPIPE ? "the other end closed the connection"
-                   : rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
+        tlog_error(&ctx->log, "%s : %s", what, transport_error(rc));
         return rc;
     }
     if (memcmp(buf, msg, len) != 0) {
@@ -137,62 +184,421 @@ static void on_progress(void *opaque, const char *line)
         fprintf(stderr, "migration sender: %s\n", line);
 }
 
-/* Runs the transport: `sh -c rune` with its stdin and stdout as pipes. */
-static pid_t start_transport(const char *rune, int *send_fd, int *recv_fd)
+/* ---- Negotiation ------------------------------------------------------ */
+
+/* What a negotiating receiver said about itself. */
+struct receiver_offer {
+    char release[64];
+    unsigned streams;   /* bit N set: reads libxc image version N (N < 32) */
+};
+
+/* "2,3" for the versions in mask. */
+static const char *versions_text(unsigned mask, char *buf, size_t len)
 {
-    int to_child[2], from_child[2];
+    size_t n = 0;
+    buf[0] = '\0';
+    for (unsigned v = 0; v < 32 && n < len; v++)
+        if (mask & (1u << v))
+            n += (size_t)snprintf(buf + n, len - n, "%s%u", n ? "," : "", v);
+    return buf;
+}
+
+/* The line as printable text for an error message (escapes, cut short). */
+static void quote_line(const char *line, size_t len, char *out, size_t outlen)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 8 < outlen; i++) {
+        unsigned char c = (unsigned char)line[i];
+        if (o > 72) {
+            o += (size_t)snprintf(out + o, outlen - o, "...");
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
+    }
+    out[o < outlen ? o : outlen - 1] = '\0';
+}
+
+/* Parses the negotiation line (without its newline): 0, or -EPROTO with
+ * the reason in why.  Strict about what it needs, lenient about what it
+ * does not know: keys other than release and streams are skipped, and
+ * versions above 31 in streams too (neither end can have them in common). */
+static int parse_offer(const char *line, size_t len, struct receiver_offer *o, char *why, size_t whylen)
+{
+    memset(o, 0, sizeof(*o));
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e) {
+            snprintf(why, whylen, "byte 0x%02x at offset %zu is not printable ASCII", (unsigned char)line[i], i);
+            return -EPROTO;
+        }
+    char copy[NEGOTIATION_LINE_MAX + 1];
+    if (len >= sizeof(copy)) {
+        snprintf(why, whylen, "longer than %d bytes", NEGOTIATION_LINE_MAX);
+        return -EPROTO;
+    }
+    memcpy(copy, line, len);
+    copy[len] = '\0';
+    char *save = NULL, *tok = strtok_r(copy, " ", &save);
+    if (!tok || strcmp(tok, negotiation_word) != 0) {
+        snprintf(why, whylen, "it does not start with '%s'", negotiation_word);
+        return -EPROTO;
+    }
+    bool have_release = false, have_streams = false;
+    while ((tok = strtok_r(NULL, " ", &save))) {
+        char *eq = strchr(tok, '=');
+        if (!eq || eq == tok || strspn(tok, "abcdefghijklmnopqrstuvwxyz0123456789_-") != (size_t)(eq - tok)) {
+            snprintf(why, whylen, "'%.40s' is not key=value", tok);
+            return -EPROTO;
+        }
+        *eq = '\0';
+        const char *key = tok, *value = eq + 1;
+        if ((!strcmp(key, "release") && have_release) || (!strcmp(key, "streams") && have_streams)) {
+            snprintf(why, whylen, "%s= given twice", key);
+            return -EPROTO;
+        }
+        if (!strcmp(key, "release")) {
+            if (!*value || strlen(value) >= sizeof(o->release)) {
+                snprintf(why, whylen, "release= must be 1 to %zu characters", sizeof(o->release) - 1);
+                return -EPROTO;
+            }
+            snprintf(o->release, sizeof(o->release), "%s", value);
+            have_release = true;
+        } else if (!strcmp(key, "streams")) {
+            /* A comma-separated list of versions, 1 to 9999 each. */
+            const char *p = value;
+            do {
+                size_t digits = strspn(p, "0123456789");
+                if (digits == 0 || digits > 4 || *p == '0' || (p[digits] != ',' && p[digits] != '\0')) {
+                    snprintf(why, whylen, "streams=%.40s is not a list of versions such as 2,3", value);
+                    return -EPROTO;
+                }
+                unsigned v = (unsigned)strtoul(p, NULL, 10);
+                if (v < 32)
+                    o->streams |= 1u << v;
+                p += digits;
+            } while (*p++ == ',');
+            have_streams = true;
+        }
+        /* Any other key: a later release's; skip it. */
+    }
+    if (!have_release || !have_streams) {
+        snprintf(why, whylen, "it has no %s=", have_release ? "streams" : "release");
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* Reads the negotiation line that follows the banner, a byte at a time so
+ * as to take nothing of what comes after it, and parses it. */
+static int read_offer(struct xl_ctx *ctx, int fd, struct receiver_offer *o)
+{
+    char line[NEGOTIATION_LINE_MAX + 1], why[160], shown[100];
+    size_t n = 0;
+    uint64_t deadline = now_usec() + (uint64_t)BANNER_TIMEOUT_MS * 1000u;
+    for (;;) {
+        uint64_t now = now_usec();
+        int rc = now >= deadline ? -ETIMEDOUT : read_exact(fd, line + n, 1, (int)((deadline - now) / 1000u) + 1);
+        if (rc) {
+            quote_line(line, n, shown, sizeof(shown));
+            if (n == 0)
+                tlog_error(&ctx->log, "waiting for the receiver's negotiation line : %s", transport_error(rc));
+            else
+                tlog_error(&ctx->log, "the receiver's negotiation line '%s' has no end : %s", shown,
+                           transport_error(rc));
+            return rc;
+        }
+        if (line[n] == '\n')
+            break;
+        if (++n == NEGOTIATION_LINE_MAX) {
+            quote_line(line, n, shown, sizeof(shown));
+            tlog_error(&ctx->log, "the receiver's negotiation line '%s' : longer than %d bytes", shown,
+                       NEGOTIATION_LINE_MAX);
+            return -EPROTO;
+        }
+    }
+    if (parse_offer(line, n, o, why, sizeof(why))) {
+        quote_line(line, n, shown, sizeof(shown));
+        tlog_error(&ctx->log, "the receiver's negotiation line '%s' is malformed : %s", shown, why);
+        return -EPROTO;
+    }
+    return 0;
+}
+
+/* The stream version to send to a receiver that made this offer: the one
+ * asked for (0: the highest both ends take).  0 or -EPROTO, logged. */
+static int choose_stream_version(struct xl_ctx *ctx, const struct receiver_offer *o, unsigned asked,
+                                 unsigned *version)
+{
+    char theirs[100], ours[100];  /* "1,2,...,31" at most */
+    versions_text(o->streams, theirs, sizeof(theirs));
+    const char *listed = theirs[0] ? theirs : "only versions this xl does not know";
+    if (asked) {
+        if (!(o->streams & (1u << asked))) {
+            tlog_error(&ctx->log, "--stream-version %u : the receiver (Tandem %s) reads stream version%s %s, not %u",
+                       asked, o->release, strchr(theirs, ',') ? "s" : "", listed, asked);
+            return -EPROTO;
+        }
+        *version = asked;
+        return 0;
+    }
+    unsigned common = o->streams & STREAMS_SENT;
+    if (!common) {
+        tlog_error(&ctx->log, "no stream version in common : the receiver (Tandem %s) reads %s, this xl sends %s",
+                   o->release, listed, versions_text(STREAMS_SENT, ours, sizeof(ours)));
+        return -EPROTO;
+    }
+    for (unsigned v = 31; v > 0; v--)
+        if (common & (1u << v)) {
+            *version = v;
+            break;
+        }
+    return 0;
+}
+
+/* ---- Transport ---------------------------------------------------------- */
+
+/* The receiver's stderr during the first attempt.  Its text is held back
+ * until we know what kind of receiver it is: a receiver that does not know
+ * --negotiate prints its usage and exits 2, and that noise is no use to
+ * the user, who gets a one-line explanation and a retry instead.  Once the
+ * banner has come, the held text and all that follows go to our stderr as
+ * they come (a thread copies them: the main thread is busy sending the
+ * domain while the receiver reports its progress). */
+enum relay_mode { RELAY_HOLD, RELAY_LIVE, RELAY_DROP };
+
+struct stderr_relay {
+    int fd;                     /* read end of the receiver's stderr */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t ended_cond;
+    bool ended;                 /* the pipe reached its end */
+    enum relay_mode mode;
+    size_t held_len;
+    char held[16384];
+};
+
+static void *relay_run(void *opaque)
+{
+    struct stderr_relay *r = opaque;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = read(r->fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        pthread_mutex_lock(&r->lock);
+        /* More than any usage message: it is something to read after all. */
+        if (r->mode == RELAY_HOLD && r->held_len + (size_t)n > sizeof(r->held)) {
+            write_exact(STDERR_FILENO, r->held, r->held_len);
+            r->held_len = 0;
+            r->mode = RELAY_LIVE;
+        }
+        if (r->mode == RELAY_HOLD) {
+            memcpy(r->held + r->held_len, buf, (size_t)n);
+            r->held_len += (size_t)n;
+        } else if (r->mode == RELAY_LIVE) {
+            write_exact(STDERR_FILENO, buf, (size_t)n);
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+    pthread_mutex_lock(&r->lock);
+    r->ended = true;
+    pthread_cond_broadcast(&r->ended_cond);
+    pthread_mutex_unlock(&r->lock);
+    return NULL;
+}
+
+static struct stderr_relay *relay_start(int fd)
+{
+    struct stderr_relay *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->fd = fd;
+    r->mode = RELAY_HOLD;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->ended_cond, NULL);
+    /* Signals stay the main thread's business: the relay starts with all
+     * of them blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&r->thread, NULL, relay_run, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_mutex_destroy(&r->lock);
+        pthread_cond_destroy(&r->ended_cond);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Live: the held text now, the rest as it comes.  Drop: none of it. */
+static void relay_set(struct stderr_relay *r, enum relay_mode mode)
+{
+    if (!r)
+        return;
+    pthread_mutex_lock(&r->lock);
+    if (r->mode == RELAY_HOLD) {
+        if (mode == RELAY_LIVE)
+            write_exact(STDERR_FILENO, r->held, r->held_len);
+        r->held_len = 0;
+        r->mode = mode;
+    } else if (r->mode == RELAY_LIVE) {
+        r->mode = mode;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Waits a moment for the receiver's last words, then lets go of the relay. */
+static void relay_finish(struct stderr_relay *r, int timeout_ms)
+{
+    if (!r)
+        return;
+    relay_set(r, RELAY_LIVE);   /* unless dropped: what it held, it says now */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->lock);
+    while (!r->ended && pthread_cond_timedwait(&r->ended_cond, &r->lock, &until) == 0)
+        ;
+    bool ended = r->ended;
+    pthread_mutex_unlock(&r->lock);
+    if (!ended) {
+        /* Something on the far side still holds the pipe open: leave the
+         * thread copying until xl exits, and its memory to it. */
+        pthread_detach(r->thread);
+        return;
+    }
+    pthread_join(r->thread, NULL);
+    close(r->fd);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->ended_cond);
+    free(r);
+}
+
+/* The transport: `sh -c rune` with its stdin and stdout as pipes, and its
+ * stderr ours, or through a relay that holds it back. */
+struct transport {
+    const char *rune;
+    pid_t pid;
+    int send_fd, recv_fd;
+    bool reaped;
+    int status;                 /* once reaped */
+    struct stderr_relay *relay;
+};
+
+static int transport_start(struct transport *t, const char *rune, bool hold_stderr)
+{
+    int to_child[2], from_child[2], err[2] = { -1, -1 };
+    *t = (struct transport){ .rune = rune, .pid = -1, .send_fd = -1, .recv_fd = -1 };
     if (pipe2(to_child, O_CLOEXEC) < 0)
-        return -1;
+        return -errno;
     if (pipe2(from_child, O_CLOEXEC) < 0) {
+        int rc = -errno;
         close(to_child[0]);
         close(to_child[1]);
-        return -1;
+        return rc;
+    }
+    if (hold_stderr && pipe2(err, O_CLOEXEC) < 0) {
+        int rc = -errno;
+        close(to_child[0]);
+        close(to_child[1]);
+        close(from_child[0]);
+        close(from_child[1]);
+        return rc;
+    }
+    /* The relay reads before the receiver can write: without it (no
+     * thread) the receiver's stderr is simply ours, as it always was. */
+    if (hold_stderr && !(t->relay = relay_start(err[0]))) {
+        close(err[0]);
+        close(err[1]);
+        hold_stderr = false;
     }
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
         dup2(to_child[0], STDIN_FILENO);
         dup2(from_child[1], STDOUT_FILENO);
+        if (hold_stderr)
+            dup2(err[1], STDERR_FILENO);
         execlp("sh", "sh", "-c", rune, (char *)NULL);
         fprintf(stderr, "xl: migrate: cannot run sh : %s\n", strerror(errno));
         _exit(127);
     }
+    int rc = pid < 0 ? -errno : 0;
     close(to_child[0]);
     close(from_child[1]);
+    if (hold_stderr)
+        close(err[1]);
     if (pid < 0) {
         close(to_child[1]);
         close(from_child[0]);
-        return -1;
+        relay_finish(t->relay, 1000);   /* its pipe has no writer left: it ends */
+        t->relay = NULL;
+        return rc;
     }
-    *send_fd = to_child[1];
-    *recv_fd = from_child[0];
-    return pid;
+    t->pid = pid;
+    t->send_fd = to_child[1];
+    t->recv_fd = from_child[0];
+    return 0;
 }
 
-static void report_transport(pid_t child, const char *rune)
+/* True once the transport has exited (within timeout_ms). */
+static bool transport_wait(struct transport *t, int timeout_ms)
 {
-    int status;
-    if (child <= 0)
-        return;
-    /* Give the receiver a moment to finish; then stop waiting for it. */
-    for (int i = 0; i < 500; i++) {
-        pid_t r = waitpid(child, &status, WNOHANG);
-        if (r == child) {
-            if (WIFEXITED(status) && WEXITSTATUS(status))
-                fprintf(stderr, "migration receiver (%s) exited with status %d\n", rune, WEXITSTATUS(status));
-            else if (WIFSIGNALED(status))
-                fprintf(stderr, "migration receiver (%s) died of signal %d\n", rune, WTERMSIG(status));
-            return;
+    for (int waited = 0; !t->reaped && t->pid > 0; waited += 10) {
+        pid_t r = waitpid(t->pid, &t->status, WNOHANG);
+        if (r == t->pid || (r < 0 && errno == ECHILD)) {
+            t->reaped = true;
+            break;
         }
+        if (waited >= timeout_ms)
+            break;
         usleep(10000);
     }
+    return t->reaped;
 }
 
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+/* Closes our ends, gives the receiver a moment to finish, and says how it
+ * ended if that was not well. */
+static void transport_end(struct transport *t, bool report_failure)
+{
+    close_fd(&t->send_fd);
+    close_fd(&t->recv_fd);
+    if (transport_wait(t, TRANSPORT_EXIT_WAIT_MS) && report_failure) {
+        if (WIFEXITED(t->status) && WEXITSTATUS(t->status))
+            fprintf(stderr, "migration receiver (%s) exited with status %d\n", t->rune, WEXITSTATUS(t->status));
+        else if (WIFSIGNALED(t->status))
+            fprintf(stderr, "migration receiver (%s) died of signal %d\n", t->rune, WTERMSIG(t->status));
+    }
+    relay_finish(t->relay, 1000);
+    t->relay = NULL;
+}
+
+/* receiver_release: what a negotiating receiver said it is, else NULL. */
 static void print_json(const char *result, const char *error, uint64_t total_usec, uint64_t downtime_usec,
-                       const char *summary)
+                       const char *summary, const char *receiver_release)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "result", json_object_new_string(result));
+    json_object_object_add(o, "receiver_release",
+                           receiver_release ? json_object_new_string(receiver_release) : NULL);
     json_object_object_add(o, "total_ms", json_object_new_double((double)total_usec / 1000.0));
     json_object_object_add(o, "downtime_ms", json_object_new_double((double)downtime_usec / 1000.0));
     unsigned long long bytes = 0;
@@ -311,7 +717,7 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         { 0 } };
     const char *ssh = "ssh", *cfgfile = NULL;
     bool dest_paused = false, compress = false;
-    unsigned stream_version = 3;
+    unsigned stream_version = 0;    /* 0: negotiated; else --stream-version */
     unsigned downtime = 30, iters = 30;
     unsigned long long bandwidth_mb = 0;
     enum domain_logdirty_mode logdirty = DOMAIN_LOGDIRTY_AUTO;
@@ -370,28 +776,85 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
      * know -z refuses to start, and the guest stays here). */
     char flags[8];
     snprintf(flags, sizeof(flags), "%s%s", dest_paused ? " -p" : "", compress ? " -z" : "");
+    const char *xl_there = ssh[0] ? "xl" : self_path(self, sizeof(self));
+    /* The first attempt asks the receiver to negotiate. */
     if (!ssh[0])
-        snprintf(rune, sizeof(rune), "%s %s%s migrate-receive%s", host, self_path(self, sizeof(self)),
-                 s.debug ? " -v" : "", flags);
+        snprintf(rune, sizeof(rune), "%s %s%s migrate-receive --negotiate%s", host, xl_there, s.debug ? " -v" : "",
+                 flags);
     else
-        snprintf(rune, sizeof(rune), "exec %s %s xl%s migrate-receive%s", ssh, host, s.debug ? " -v" : "", flags);
+        snprintf(rune, sizeof(rune), "exec %s %s %s%s migrate-receive --negotiate%s", ssh, host, xl_there,
+                 s.debug ? " -v" : "", flags);
     s.tty = isatty(STDERR_FILENO) && !s.json;
 
     uint64_t start = now_usec(), downtime_usec = 0;
-    int send_fd = -1, recv_fd = -1;
     char summary[2048] = "", away[DOMAIN_NAME_MAX + 32], opts[256];
     bool renamed = false;
     const char *failure = NULL;
-    pid_t child = start_transport(rune, &send_fd, &recv_fd);
-    if (child < 0) {
-        tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(errno));
+    struct receiver_offer offer;
+    const char *receiver_release = NULL;
+    struct transport t;
+    int rc = transport_start(&t, rune, true);
+    if (rc) {
+        tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(-rc));
         return XL_FAILED;
     }
-    int rc = expect_message(ctx, recv_fd, banner, sizeof(banner) - 1, "waiting for the receiver's banner",
+    char got_banner[sizeof(banner) - 1];
+    size_t got = 0;
+    rc = read_exact_count(t.recv_fd, got_banner, sizeof(got_banner), BANNER_TIMEOUT_MS, &got);
+    if (rc == -EPIPE && got == 0 && transport_wait(&t, TRANSPORT_EXIT_WAIT_MS) && WIFEXITED(t.status) &&
+        WEXITSTATUS(t.status) == XL_USAGE) {
+        /* Gone without a word, with a usage error: a receiver from before
+         * negotiation (Tandem 1.0.0, or Xen's xl) refusing --negotiate.
+         * Its usage text is of no use here; ask again the way Xen's xl
+         * asks, and send the version every reader takes. */
+        relay_set(t.relay, RELAY_DROP);
+        transport_end(&t, false);
+        if (!stream_version)
+            stream_version = FALLBACK_STREAM_VERSION;
+        fprintf(stderr, "migration sender: the receiver does not negotiate stream versions (Tandem 1.0.0 or Xen's "
+                        "xl): retrying with stream version %u\n", stream_version);
+        if (!ssh[0])
+            snprintf(rune, sizeof(rune), "%s %s%s migrate-receive%s", host, xl_there, s.debug ? " -v" : "", flags);
+        else
+            snprintf(rune, sizeof(rune), "exec %s %s %s%s migrate-receive%s", ssh, host, xl_there,
+                     s.debug ? " -v" : "", flags);
+        if ((rc = transport_start(&t, rune, false))) {
+            tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(-rc));
+            return XL_FAILED;
+        }
+        rc = expect_message(ctx, t.recv_fd, banner, sizeof(banner) - 1, "waiting for the receiver's banner",
                             BANNER_TIMEOUT_MS);
-    if (!rc)
-        rc = xl_write_xl_header(send_fd, config_json, &ctx->log);
-    if (rc) {
+        if (rc) {
+            failure = "the receiver did not start";
+            goto failed_resume;
+        }
+    } else {
+        /* Whatever the receiver said on stderr is worth reading now. */
+        relay_set(t.relay, RELAY_LIVE);
+        if (rc) {
+            tlog_error(&ctx->log, "waiting for the receiver's banner : %s", transport_error(rc));
+            failure = "the receiver did not start";
+            goto failed_resume;
+        }
+        if (memcmp(got_banner, banner, sizeof(got_banner)) != 0) {
+            tlog_error(&ctx->log, "waiting for the receiver's banner : got something else from the other end");
+            failure = "the receiver did not start";
+            goto failed_resume;
+        }
+        if (read_offer(ctx, t.recv_fd, &offer)) {
+            failure = "the receiver did not negotiate the stream version";
+            goto failed_resume;
+        }
+        if (choose_stream_version(ctx, &offer, stream_version, &stream_version)) {
+            failure = "the receiver cannot read the stream version needed";
+            goto failed_resume;
+        }
+        receiver_release = offer.release;
+        if (!s.json)
+            fprintf(stderr, "migration sender: receiver is Tandem %s, stream version %u\n", offer.release,
+                    stream_version);
+    }
+    if ((rc = xl_write_xl_header(t.send_fd, config_json, &ctx->log))) {
         failure = "the receiver did not start";
         goto failed_resume;
     }
@@ -401,13 +864,13 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
              logdirty != DOMAIN_LOGDIRTY_AUTO ? domain_logdirty_mode_name(logdirty) : "", compress ? " compress" : "");
     if (!s.json)
         fprintf(stderr, "migration sender: sending domain %s (%u) to '%s'\n", e.name, e.domid, host);
-    rc = control_command_progress(&ctx->paths, e.domid, opts, send_fd, on_progress, &s, summary, sizeof(summary),
+    rc = control_command_progress(&ctx->paths, e.domid, opts, t.send_fd, on_progress, &s, summary, sizeof(summary),
                                   &ctx->log);
     if (rc) {
         failure = "sending the domain failed";
         goto failed_resume;
     }
-    if ((rc = expect_message(ctx, recv_fd, receiver_ready, sizeof(receiver_ready), "waiting for the receiver's "
+    if ((rc = expect_message(ctx, t.recv_fd, receiver_ready, sizeof(receiver_ready), "waiting for the receiver's "
                              "ready message", HANDSHAKE_TIMEOUT_MS))) {
         failure = "the receiver could not restore the domain";
         goto failed_resume;
@@ -426,25 +889,24 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     if (!s.json)
         fprintf(stderr, "migration sender: Giving target permission to start.\n");
     char status = 1;
-    if ((rc = write_exact(send_fd, permission_to_go, sizeof(permission_to_go))) ||
-        (rc = expect_message(ctx, recv_fd, report, sizeof(report), "waiting for the receiver's report",
+    if ((rc = write_exact(t.send_fd, permission_to_go, sizeof(permission_to_go))) ||
+        (rc = expect_message(ctx, t.recv_fd, report, sizeof(report), "waiting for the receiver's report",
                              HANDSHAKE_TIMEOUT_MS)) ||
-        (rc = read_exact(recv_fd, &status, 1, HANDSHAKE_TIMEOUT_MS))) {
+        (rc = read_exact(t.recv_fd, &status, 1, HANDSHAKE_TIMEOUT_MS))) {
         /* We cannot know whether the target runs the guest: leave ours
          * paused and renamed, as Xen does, for the operator to decide. */
         tlog_error(&ctx->log, "lost the receiver after giving it permission to start; the source domain is "
                    "left paused as %s", away);
         failure = "lost the receiver after permission to start";
-        close(send_fd);
-        report_transport(child, rune);
+        transport_end(&t, true);
         if (s.json)
-            print_json("failed", failure, now_usec() - start, 0, summary);
+            print_json("failed", failure, now_usec() - start, 0, summary, receiver_release);
         return XL_FAILED;
     }
     downtime_usec = s.paused_at ? now_usec() - s.paused_at : 0;
     if (status) {
         tlog_error(&ctx->log, "the target reports startup failure (status %d)", status);
-        expect_message(ctx, recv_fd, permission_to_go, sizeof(permission_to_go),
+        expect_message(ctx, t.recv_fd, permission_to_go, sizeof(permission_to_go),
                        "waiting for permission to resume", HANDSHAKE_TIMEOUT_MS);
         failure = "the target could not start the domain";
         goto failed_resume;
@@ -452,11 +914,9 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     if (!s.json)
         fprintf(stderr, "migration sender: Target reports successful startup.\n");
     xl_destroy_domain(ctx, &e);
-    close(send_fd);
-    close(recv_fd);
-    report_transport(child, rune);
+    transport_end(&t, true);
     if (s.json) {
-        print_json("ok", NULL, now_usec() - start, downtime_usec, summary);
+        print_json("ok", NULL, now_usec() - start, downtime_usec, summary, receiver_release);
     } else {
         fprintf(stderr, "Migration successful.\n");
         print_summary(now_usec() - start, downtime_usec, summary);
@@ -464,7 +924,8 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     return XL_OK;
 
 failed_resume:
-    close(send_fd);
+    /* Our end of the stream first: the receiver sees it end and gives up. */
+    close_fd(&t.send_fd);
     if (renamed) {
         snprintf(rename_cmd, sizeof(rename_cmd), "rename %s", e.name);
         control_command(&ctx->paths, e.domid, rename_cmd, NULL, 0, &ctx->log);
@@ -474,11 +935,10 @@ failed_resume:
     struct registry_entry now;
     if (was_running && registry_find(&ctx->paths, e.name, &now, NULL) == 0 && now.state == DOMAIN_STATE_PAUSED)
         control_command(&ctx->paths, e.domid, "unpause", NULL, 0, &ctx->log);
-    close(recv_fd);
-    report_transport(child, rune);
+    transport_end(&t, true);
     tlog_error(&ctx->log, "%s; domain %s is still %s here", failure, e.name, was_running ? "running" : "paused");
     if (s.json)
-        print_json("failed", failure, now_usec() - start, 0, summary);
+        print_json("failed", failure, now_usec() - start, 0, summary, receiver_release);
     else
         fprintf(stderr, "Migration failed.\n");
     return XL_FAILED;
@@ -489,8 +949,12 @@ failed_resume:
 int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("migrate-receive");
-    static const struct option longopts[] = { { "help", no_argument, NULL, 'h' }, { 0 } };
-    bool paused = false, compress = false;
+    enum { OPT_NEGOTIATE = 256 };
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "negotiate", no_argument, NULL, OPT_NEGOTIATE },
+        { 0 } };
+    bool paused = false, compress = false, negotiate = false;
     int opt;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+hdepz", longopts, NULL)) != -1) {
@@ -498,6 +962,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
         case 'd': case 'e': break; /* xl's debug / no-daemonize: accepted */
         case 'p': paused = true; break;
         case 'z': compress = true; break; /* Tandem's: accept lz4-compressed pages */
+        case OPT_NEGOTIATE: negotiate = true; break; /* Tandem's, since 1.1.0: say what we read */
         case 'h': return xl_usage(cmd, false);
         default: return xl_usage(cmd, true);
         }
@@ -509,6 +974,15 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
     fprintf(stderr, "migration target: Ready to receive domain%s.\n", compress ? " (lz4 compression accepted)" : "");
     if (xl_open_host(ctx) || write_exact(send_fd, banner, sizeof(banner) - 1))
         return XL_FAILED;
+    if (negotiate) {
+        /* Right after the banner, before the sender writes a byte: who we
+         * are and which libxc image versions we read (see the top). */
+        char line[NEGOTIATION_LINE_MAX + 1];
+        int n = snprintf(line, sizeof(line), "%s release=%s streams=%s\n", negotiation_word, PACKAGE_VERSION,
+                         streams_read);
+        if (n <= 0 || n > NEGOTIATION_LINE_MAX || write_exact(send_fd, line, (size_t)n))
+            return XL_FAILED;
+    }
 
     struct domain_config c;
     int rc = xl_read_xl_header(recv_fd, "the migration stream", &c, &ctx->log);
