@@ -59,6 +59,9 @@ int xl_domain_to_send(struct xl_ctx *ctx, const char *which, const char *verb, c
  * `what` names the source in messages. */
 int xl_write_xl_header(int fd, const char *config_json, const struct tlog *log);
 int xl_read_xl_header(int fd, const char *what, struct domain_config *c, const struct tlog *log);
+/* fsyncs the directory of path, so the rename that published a file
+ * survives a crash as well as the file's bytes do. */
+void xl_sync_dir_of(const char *path);
 /* Destroys a domain: asks its process, kills it if it will not go. */
 int xl_destroy_domain(struct xl_ctx *ctx, const struct registry_entry *e);
 

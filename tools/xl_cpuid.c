@@ -141,6 +141,7 @@ static int write_output(struct xl_ctx *ctx, const char *path, const char *text)
         tlog_error(&ctx->log, "cannot write %s: %s", tmp, strerror(err));
         return -err;
     }
+    errno = 0;
     bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fileno(f)) == 0;
     ok = (fclose(f) == 0) && ok;
     if (!ok || rename(tmp, path) != 0) {
@@ -149,6 +150,7 @@ static int write_output(struct xl_ctx *ctx, const char *path, const char *text)
         tlog_error(&ctx->log, "cannot write %s: %s", path, strerror(err));
         return -err;
     }
+    xl_sync_dir_of(path);
     return 0;
 }
 

@@ -43,9 +43,7 @@ int xl_write_xl_header(int fd, const char *config_json, const struct tlog *log)
     return rc;
 }
 
-/* fsync the directory so the rename that published the image survives a
- * crash as well as the image's bytes do. */
-static void sync_dir_of(const char *path)
+void xl_sync_dir_of(const char *path)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -126,7 +124,7 @@ int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv)
                    e.state == DOMAIN_STATE_RUNNING ? "running" : "paused");
         return XL_FAILED;
     }
-    sync_dir_of(file);
+    xl_sync_dir_of(file);
     fprintf(stderr, "Saved domain %s to %s: %s\n", e.name, file, summary);
     if (leave_paused)
         return XL_OK;
