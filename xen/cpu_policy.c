@@ -190,9 +190,11 @@ static int vcpu_load_msrs(int vcpu_fd, const struct cpu_policy *p, uint32_t *bad
 }
 
 /* The host's maximum (see the top of the file), given a vCPU that holds
- * the default policy; mask's clear bits are taken away. */
+ * the default policy; mask's clear bits are taken away.  The vCPU's own
+ * feature MSRs, read on the way, go to own. */
 static int host_max_policy(int kvm_fd, int vcpu_fd, const struct cpu_policy *def, const struct kvm_cpuid2 *sup,
-                           const struct cpu_overrides *mask, struct cpu_policy *out, const struct tlog *log)
+                           const struct cpu_overrides *mask, struct cpu_policy *out, struct cpu_policy *own,
+                           const struct tlog *log)
 {
     struct kvm_cpuid2 *cur = NULL;
     int rc = vcpu_read_cpuid(vcpu_fd, &cur, log);
@@ -213,17 +215,11 @@ static int host_max_policy(int kvm_fd, int vcpu_fd, const struct cpu_policy *def
         x->d |= entry_reg(hvm_cpuid_find(cur, 0xd, 0), CPU_EDX);
     }
     free(cur);
-    struct cpu_policy *v = malloc(sizeof(*v));
-    if (!v)
-        return -ENOMEM;
-    if ((rc = host_msrs(kvm_fd, out, log)) || (rc = vcpu_msrs(kvm_fd, vcpu_fd, v, log))) {
-        free(v);
+    if ((rc = host_msrs(kvm_fd, out, log)) || (rc = vcpu_msrs(kvm_fd, vcpu_fd, own, log)))
         return rc;
-    }
-    for (unsigned i = 0; i < out->nr_msrs && i < v->nr_msrs; i++)
-        if (v->msrs[i].idx == out->msrs[i].idx)
-            out->msrs[i].val |= v->msrs[i].val;
-    free(v);
+    for (unsigned i = 0; i < out->nr_msrs && i < own->nr_msrs; i++)
+        if (own->msrs[i].idx == out->msrs[i].idx)
+            out->msrs[i].val |= own->msrs[i].val;
     if (mask) {
         struct cpu_overrides only_clear = *mask;
         for (unsigned i = 0; i < only_clear.n; i++)
@@ -238,7 +234,7 @@ static int host_max_policy(int kvm_fd, int vcpu_fd, const struct cpu_policy *def
 int cpu_policy_host(const struct cpu_overrides *host_mask, struct cpu_policy *out, const struct tlog *log)
 {
     int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC), vm = -1, vcpu = -1, rc;
-    struct cpu_policy *def = NULL;
+    struct cpu_policy *def = NULL, *own = NULL;
     struct kvm_cpuid2 *sup = NULL;
     if (kvm < 0) {
         rc = -errno;
@@ -253,7 +249,7 @@ int cpu_policy_host(const struct cpu_overrides *host_mask, struct cpu_policy *ou
         goto out;
     }
     int khz = ioctl(vcpu, KVM_GET_TSC_KHZ, 0);
-    if (!(def = malloc(sizeof(*def)))) {
+    if (!(def = malloc(sizeof(*def))) || !(own = malloc(sizeof(*own)))) {
         rc = -ENOMEM;
         goto out;
     }
@@ -263,8 +259,9 @@ int cpu_policy_host(const struct cpu_overrides *host_mask, struct cpu_policy *ou
         tlog_error(log, "KVM_SET_CPUID2: %s", strerror(-rc));
         goto out;
     }
-    rc = host_max_policy(kvm, vcpu, def, sup, host_mask, out, log);
+    rc = host_max_policy(kvm, vcpu, def, sup, host_mask, out, own, log);
 out:
+    free(own);
     free(def);
     free(sup);
     if (vcpu >= 0)
@@ -301,11 +298,11 @@ static void note_forced_features(struct domain *d, const struct cpu_policy *aske
 
 int domain_setup_cpu_policy(struct domain *d, const struct cpu_overrides *host_mask)
 {
-    struct cpu_policy *guest = malloc(sizeof(*guest));
+    struct cpu_policy *guest = malloc(sizeof(*guest)), *own = malloc(sizeof(*own));
     struct kvm_cpuid2 *sup = NULL;
     int rc = -ENOMEM;
     d->host_max = malloc(sizeof(*d->host_max));
-    if (!guest || !d->host_max)
+    if (!guest || !own || !d->host_max)
         goto out;
     if ((rc = default_policy(d->kvm_fd, d->tsc_khz, guest, &sup, d->log)))
         goto out;
@@ -313,31 +310,23 @@ int domain_setup_cpu_policy(struct domain *d, const struct cpu_overrides *host_m
         tlog_error(d->log, "vcpu0: KVM_SET_CPUID2: %s", strerror(-rc));
         goto out;
     }
-    if ((rc = host_max_policy(d->kvm_fd, d->vcpus[0].fd, guest, sup, host_mask, d->host_max, d->log)))
+    if ((rc = host_max_policy(d->kvm_fd, d->vcpus[0].fd, guest, sup, host_mask, d->host_max, own, d->log)))
         goto out;
 
     /* The guest's: everything this host gives (as Xen's default), which
      * is already without what the host mask takes away, then its own
-     * cpuid= / cpuid_policy=.  Its feature MSRs are set only where the
-     * mask or the config changes them. */
+     * cpuid= / cpuid_policy=.  Its feature MSRs start as the vCPU has
+     * them and are set only where the mask or the config changes them. */
     *guest = *d->host_max;
-    struct cpu_policy *own = malloc(sizeof(*own));
-    if (!own || (rc = vcpu_msrs(d->kvm_fd, d->vcpus[0].fd, own, d->log))) {
-        free(own);
-        rc = rc ? rc : -ENOMEM;
-        goto out;
-    }
     memcpy(guest->msrs, own->msrs, sizeof(own->msrs));
     guest->nr_msrs = own->nr_msrs;
     if ((host_mask && (rc = cpu_policy_apply(guest, host_mask))) || (rc = cpu_policy_apply(guest, &d->cfg.cpuid))) {
-        free(own);
         tlog_error(d->log, "the CPU policy has too many leaves or MSRs");
         goto out;
     }
     char msg[1024];
     if (cpu_policy_missing(guest, d->host_max, msg, sizeof(msg))) {
         tlog_error(d->log, "cpuid: this host cannot give %s", msg);
-        free(own);
         rc = -EOPNOTSUPP;
         goto out;
     }
@@ -349,7 +338,6 @@ int domain_setup_cpu_policy(struct domain *d, const struct cpu_overrides *host_m
         if (i >= own->nr_msrs || own->msrs[i].idx != guest->msrs[i].idx || own->msrs[i].val != guest->msrs[i].val)
             guest->msrs[k++] = guest->msrs[i];
     guest->nr_msrs = k;
-    free(own);
     for (unsigned id = 0; id < d->nr_vcpus; id++) {
         uint32_t bad = 0;
         if ((rc = vcpu_load_policy(d->vcpus[id].fd, id, guest))) {
@@ -366,6 +354,7 @@ int domain_setup_cpu_policy(struct domain *d, const struct cpu_overrides *host_m
     rc = 0;
 out:
     free(sup);
+    free(own);
     free(guest);
     return rc;
 }
