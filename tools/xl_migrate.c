@@ -22,7 +22,8 @@
  * e.g. "tandem-migrate release=1.1.0 streams=2,3".  Space-separated
  * key=value pairs after the word tandem-migrate, printable ASCII, at most
  * NEGOTIATION_LINE_MAX bytes with the newline; release and streams must be
- * there, other keys are for later releases and readers skip them.  The
+ * there, other keys are for later releases and readers skip them (the
+ * parser and formatter are in migrate_negotiation.c, to be fuzzed).  The
  * sender sends the highest version both ends read (--stream-version forces
  * one, and fails before sending anything if the receiver does not read it).
  * A receiver that does not know --negotiate (Tandem 1.0.0, Xen's xl) exits
@@ -50,6 +51,7 @@
 #include <unistd.h>
 #include <json-c/json.h>
 #include "tandem/streams.h"
+#include "migrate_negotiation.h"
 #include "xl.h"
 
 static const char banner[] = "xl migration receiver ready, send binary domain data.\n";
@@ -57,13 +59,6 @@ static const char receiver_ready[] = "domain received, ready to unpause";
 static const char permission_to_go[] = "domain is yours, you are cleared to unpause";
 static const char report[] = "my copy unpause results are as follows";
 
-/* The negotiation line: its first word, its longest length (newline
- * included), and the libxc image versions streams/reader.c reads, which
- * are also the ones the save engine writes. */
-static const char negotiation_word[] = "tandem-migrate";
-#define NEGOTIATION_LINE_MAX 256
-static const char streams_read[] = "2,3";
-#define STREAMS_SENT ((1u << 2) | (1u << 3))
 /* What a receiver that does not negotiate is sent: every reader takes v2,
  * Xen's and Tandem's alike. */
 #define FALLBACK_STREAM_VERSION 2u
@@ -186,122 +181,18 @@ static void on_progress(void *opaque, const char *line)
 
 /* ---- Negotiation ------------------------------------------------------ */
 
-/* What a negotiating receiver said about itself. */
-struct receiver_offer {
-    char release[64];
-    unsigned streams;   /* bit N set: reads libxc image version N (N < 32) */
-};
-
-/* "2,3" for the versions in mask. */
-static const char *versions_text(unsigned mask, char *buf, size_t len)
-{
-    size_t n = 0;
-    buf[0] = '\0';
-    for (unsigned v = 0; v < 32 && n < len; v++)
-        if (mask & (1u << v))
-            n += (size_t)snprintf(buf + n, len - n, "%s%u", n ? "," : "", v);
-    return buf;
-}
-
-/* The line as printable text for an error message (escapes, cut short). */
-static void quote_line(const char *line, size_t len, char *out, size_t outlen)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 8 < outlen; i++) {
-        unsigned char c = (unsigned char)line[i];
-        if (o > 72) {
-            o += (size_t)snprintf(out + o, outlen - o, "...");
-            break;
-        }
-        if (c >= 0x20 && c < 0x7f && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, outlen - o, "\\x%02x", c);
-    }
-    out[o < outlen ? o : outlen - 1] = '\0';
-}
-
-/* Parses the negotiation line (without its newline): 0, or -EPROTO with
- * the reason in why.  Strict about what it needs, lenient about what it
- * does not know: keys other than release and streams are skipped, and
- * versions above 31 in streams too (neither end can have them in common). */
-static int parse_offer(const char *line, size_t len, struct receiver_offer *o, char *why, size_t whylen)
-{
-    memset(o, 0, sizeof(*o));
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)line[i] < 0x20 || (unsigned char)line[i] > 0x7e) {
-            snprintf(why, whylen, "byte 0x%02x at offset %zu is not printable ASCII", (unsigned char)line[i], i);
-            return -EPROTO;
-        }
-    char copy[NEGOTIATION_LINE_MAX + 1];
-    if (len >= sizeof(copy)) {
-        snprintf(why, whylen, "longer than %d bytes", NEGOTIATION_LINE_MAX);
-        return -EPROTO;
-    }
-    memcpy(copy, line, len);
-    copy[len] = '\0';
-    char *save = NULL, *tok = strtok_r(copy, " ", &save);
-    if (!tok || strcmp(tok, negotiation_word) != 0) {
-        snprintf(why, whylen, "it does not start with '%s'", negotiation_word);
-        return -EPROTO;
-    }
-    bool have_release = false, have_streams = false;
-    while ((tok = strtok_r(NULL, " ", &save))) {
-        char *eq = strchr(tok, '=');
-        if (!eq || eq == tok || strspn(tok, "abcdefghijklmnopqrstuvwxyz0123456789_-") != (size_t)(eq - tok)) {
-            snprintf(why, whylen, "'%.40s' is not key=value", tok);
-            return -EPROTO;
-        }
-        *eq = '\0';
-        const char *key = tok, *value = eq + 1;
-        if ((!strcmp(key, "release") && have_release) || (!strcmp(key, "streams") && have_streams)) {
-            snprintf(why, whylen, "%s= given twice", key);
-            return -EPROTO;
-        }
-        if (!strcmp(key, "release")) {
-            if (!*value || strlen(value) >= sizeof(o->release)) {
-                snprintf(why, whylen, "release= must be 1 to %zu characters", sizeof(o->release) - 1);
-                return -EPROTO;
-            }
-            snprintf(o->release, sizeof(o->release), "%s", value);
-            have_release = true;
-        } else if (!strcmp(key, "streams")) {
-            /* A comma-separated list of versions, 1 to 9999 each. */
-            const char *p = value;
-            do {
-                size_t digits = strspn(p, "0123456789");
-                if (digits == 0 || digits > 4 || *p == '0' || (p[digits] != ',' && p[digits] != '\0')) {
-                    snprintf(why, whylen, "streams=%.40s is not a list of versions such as 2,3", value);
-                    return -EPROTO;
-                }
-                unsigned v = (unsigned)strtoul(p, NULL, 10);
-                if (v < 32)
-                    o->streams |= 1u << v;
-                p += digits;
-            } while (*p++ == ',');
-            have_streams = true;
-        }
-        /* Any other key: a later release's; skip it. */
-    }
-    if (!have_release || !have_streams) {
-        snprintf(why, whylen, "it has no %s=", have_release ? "streams" : "release");
-        return -EPROTO;
-    }
-    return 0;
-}
-
 /* Reads the negotiation line that follows the banner, a byte at a time so
  * as to take nothing of what comes after it, and parses it. */
-static int read_offer(struct xl_ctx *ctx, int fd, struct receiver_offer *o)
+static int read_offer(struct xl_ctx *ctx, int fd, struct negotiation_offer *o)
 {
-    char line[NEGOTIATION_LINE_MAX + 1], why[160], shown[100];
+    char line[NEGOTIATION_LINE_MAX], shown[100];
     size_t n = 0;
     uint64_t deadline = now_usec() + (uint64_t)BANNER_TIMEOUT_MS * 1000u;
     for (;;) {
         uint64_t now = now_usec();
         int rc = now >= deadline ? -ETIMEDOUT : read_exact(fd, line + n, 1, (int)((deadline - now) / 1000u) + 1);
         if (rc) {
-            quote_line(line, n, shown, sizeof(shown));
+            negotiation_quote_line(line, n, shown, sizeof(shown));
             if (n == 0)
                 tlog_error(&ctx->log, "waiting for the receiver's negotiation line : %s", transport_error(rc));
             else
@@ -312,27 +203,22 @@ static int read_offer(struct xl_ctx *ctx, int fd, struct receiver_offer *o)
         if (line[n] == '\n')
             break;
         if (++n == NEGOTIATION_LINE_MAX) {
-            quote_line(line, n, shown, sizeof(shown));
+            negotiation_quote_line(line, n, shown, sizeof(shown));
             tlog_error(&ctx->log, "the receiver's negotiation line '%s' : longer than %d bytes", shown,
                        NEGOTIATION_LINE_MAX);
             return -EPROTO;
         }
     }
-    if (parse_offer(line, n, o, why, sizeof(why))) {
-        quote_line(line, n, shown, sizeof(shown));
-        tlog_error(&ctx->log, "the receiver's negotiation line '%s' is malformed : %s", shown, why);
-        return -EPROTO;
-    }
-    return 0;
+    return negotiation_parse_line(line, n, o, &ctx->log);
 }
 
 /* The stream version to send to a receiver that made this offer: the one
  * asked for (0: the highest both ends take).  0 or -EPROTO, logged. */
-static int choose_stream_version(struct xl_ctx *ctx, const struct receiver_offer *o, unsigned asked,
+static int choose_stream_version(struct xl_ctx *ctx, const struct negotiation_offer *o, unsigned asked,
                                  unsigned *version)
 {
     char theirs[100], ours[100];  /* "1,2,...,31" at most */
-    versions_text(o->streams, theirs, sizeof(theirs));
+    negotiation_versions_text(o->streams, theirs, sizeof(theirs));
     const char *listed = theirs[0] ? theirs : "only versions this xl does not know";
     if (asked) {
         if (!(o->streams & (1u << asked))) {
@@ -343,17 +229,13 @@ static int choose_stream_version(struct xl_ctx *ctx, const struct receiver_offer
         *version = asked;
         return 0;
     }
-    unsigned common = o->streams & STREAMS_SENT;
-    if (!common) {
+    unsigned highest = negotiation_pick_version(o->streams, NEGOTIATION_STREAMS_OURS);
+    if (!highest) {
         tlog_error(&ctx->log, "no stream version in common : the receiver (Tandem %s) reads %s, this xl sends %s",
-                   o->release, listed, versions_text(STREAMS_SENT, ours, sizeof(ours)));
+                   o->release, listed, negotiation_versions_text(NEGOTIATION_STREAMS_OURS, ours, sizeof(ours)));
         return -EPROTO;
     }
-    for (unsigned v = 31; v > 0; v--)
-        if (common & (1u << v)) {
-            *version = v;
-            break;
-        }
+    *version = highest;
     return 0;
 }
 
@@ -790,7 +672,7 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     char summary[2048] = "", away[DOMAIN_NAME_MAX + 32], opts[256];
     bool renamed = false;
     const char *failure = NULL;
-    struct receiver_offer offer;
+    struct negotiation_offer offer;
     const char *receiver_release = NULL;
     struct transport t;
     int rc = transport_start(&t, rune, true);
@@ -977,10 +859,17 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
     if (negotiate) {
         /* Right after the banner, before the sender writes a byte: who we
          * are and which libxc image versions we read (see the top). */
+        _Static_assert(sizeof(PACKAGE_VERSION) <= sizeof(((struct negotiation_offer *)0)->release),
+                       "the release must fit in the negotiation line's release=");
+        struct negotiation_offer ours = { .release = PACKAGE_VERSION, .streams = NEGOTIATION_STREAMS_OURS };
         char line[NEGOTIATION_LINE_MAX + 1];
-        int n = snprintf(line, sizeof(line), "%s release=%s streams=%s\n", negotiation_word, PACKAGE_VERSION,
-                         streams_read);
-        if (n <= 0 || n > NEGOTIATION_LINE_MAX || write_exact(send_fd, line, (size_t)n))
+        int n = negotiation_format_line(&ours, line, sizeof(line));
+        if (n < 0) {
+            tlog_error(&ctx->log, "cannot write the negotiation line for release %s : %s", PACKAGE_VERSION,
+                       strerror(-n));
+            return XL_FAILED;
+        }
+        if (write_exact(send_fd, line, (size_t)n))
             return XL_FAILED;
     }
 
