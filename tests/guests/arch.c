@@ -2,6 +2,7 @@
  * tandem-guest: descriptor tables, interrupts, LAPIC, time calibration.
  */
 #include "guest.h"
+#include "virtio.h"
 
 #define MSR_APIC_BASE	0x1b
 #define APIC_BASE_EN	(1ULL << 11)
@@ -400,6 +401,14 @@ static void syscall_dispatch(struct frame *f)
 		 * then we return to ring 3. */
 		__asm__ volatile("sti; hlt; cli" : : : "memory");
 		break;
+	case SYS_WAIT_IRQ:
+		/* Interrupts are off here (interrupt gate), so an interrupt
+		 * that raised the counter after ring 3 read it is either
+		 * already counted (no sleep) or pending and ends the hlt:
+		 * no lost wake-up between checking and sleeping. */
+		if (*(volatile uint64_t *)(uintptr_t)f->rdi == f->rsi)
+			__asm__ volatile("sti; hlt; cli" : : : "memory");
+		break;
 	case SYS_STOP:
 		halt_forever();
 	case SYS_SSE:
@@ -448,6 +457,15 @@ void interrupt_dispatch(struct frame *f)
 	if (f->vector == VEC_TIMER) {
 		c->ticks++;
 		progress(c);
+		lapic_eoi();
+		return;
+	}
+	if (f->vector - VEC_VIRTIO_BASE < MAX_VIRTIO) {
+		/* A virtio device (edge-triggered IOAPIC pin).  Count and
+		 * return: ring 0 is the slow ring, the driver in ring 3
+		 * reads and acknowledges InterruptStatus itself. */
+		virtio_irq_count[f->vector - VEC_VIRTIO_BASE]++;
+		virtio_irq_all++;
 		lapic_eoi();
 		return;
 	}

@@ -51,6 +51,18 @@
 #define SYS_OUTB	5	/* outb(port RDI, value RSI) */
 #define SYS_CPUID	6	/* cpuid(leaf RDI[31:0], subleaf RDI[63:32]) into
 				   uint32_t[4] at RSI */
+#define SYS_WAIT_IRQ	7	/* sti; hlt unless *(u64 *)RDI != RSI */
+
+/* Error numbers (Linux values) for functions returning -errno. */
+#define EIO		5
+#define EAGAIN		11
+#define ENOMEM		12
+#define ENODEV		19
+#define EINVAL		22
+#define ENOSPC		28
+#define EROFS		30
+#define EPROTO		71
+#define ENOBUFS		105
 
 /* Tandem's shutdown port (see README.md). */
 #define PORT_SHUTDOWN	0x501
@@ -343,7 +355,17 @@ enum workload {
 	WL_SSE,
 	WL_CPUHOG,
 	WL_CPUID,
+	WL_KV,
+	WL_DISKLOG,
+	WL_VIRTIO_HOSTILE,
 };
+
+/* One `virtio_mmio.device=<size>@<base>:<gsi>` word. */
+struct virtio_window {
+	uint64_t base, size;
+	uint32_t gsi;
+};
+#define MAX_VIRTIO_WINDOWS 8
 
 struct config {
 	char cmdline[CMDLINE_MAX];
@@ -358,6 +380,17 @@ struct config {
 	uint64_t code;
 	uint64_t inject_stale_ms;
 	bool crash_on_panic;
+	bool rate_given;
+
+	/* virtio devices, in command-line order (the slot numbers). */
+	struct virtio_window virtio[MAX_VIRTIO_WINDOWS];
+	unsigned nvirtio;
+	bool virtio_poll;		/* never wait for interrupts */
+	/* Network (host byte order); ip 0 = not configured. */
+	uint32_t ip, netmask, gw;
+	uint64_t kv_port;
+	uint64_t flush_every;		/* disklog */
+	uint64_t hostile_mode;		/* virtio_hostile */
 };
 
 extern struct config cfg;
@@ -392,6 +425,7 @@ uint64_t mm_free_bytes(void);
 void *mm_alloc_contig(uint64_t bytes);
 uint64_t mm_alloc_region(struct region *r, uint64_t npages);
 bool mm_is_ram(uint64_t start, uint64_t end);
+bool mm_overlaps_ram(uint64_t start, uint64_t end);
 
 static inline uint64_t *region_page(const struct region *r, uint64_t i)
 {
@@ -434,6 +468,7 @@ int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 bool str_eq_n(const char *a, size_t alen, const char *b);
 bool parse_u64(const char *s, size_t n, uint64_t *out);
+bool parse_ipv4(const char *s, size_t n, uint32_t *out);
 
 /* ---------------------------------------------------------------- */
 /* Time */
@@ -491,6 +526,21 @@ void ap_main(struct cpu *c);
 /* Workloads */
 
 void workload_prepare(void);
+/* One progress point of a workload loop: records progress, stops after
+ * a panic elsewhere and prints the status line when due (BSP). */
+void workload_poll(struct cpu *c);
+void __attribute__((noreturn)) workload_idle(struct cpu *c);
+
+/* Multiply-xorshift mixer (also the disklog payload: see README.md). */
+static inline uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 32;
+	x *= 0xd6e8feb86659fd93ULL;
+	x ^= x >> 29;
+	x *= 0x9e3779b97f4a7c15ULL;
+	x ^= x >> 32;
+	return x;
+}
 void workload_run(struct cpu *c) __attribute__((noreturn));
 extern volatile uint64_t workload_go;
 

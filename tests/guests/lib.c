@@ -254,3 +254,29 @@ void spin_unlock(struct spinlock *l)
 	barrier();
 	l->held = 0;
 }
+
+/* Dotted quad a.b.c.d, each part decimal 0..255; host byte order. */
+bool parse_ipv4(const char *s, size_t n, uint32_t *out)
+{
+	uint32_t addr = 0;
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		size_t start = i;
+		uint32_t v = 0;
+		while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+			v = v * 10 + (uint32_t)(s[i++] - '0');
+		if (i == start || v > 255)
+			return false;
+		addr = addr << 8 | v;
+		if (part < 3) {
+			if (i >= n || s[i] != '.')
+				return false;
+			i++;
+		}
+	}
+	if (i != n)
+		return false;
+	*out = addr;
+	return true;
+}

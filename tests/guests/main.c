@@ -2,6 +2,7 @@
  * tandem-guest: boot (start info, command line, bring-up order).
  */
 #include "guest.h"
+#include "virtio.h"
 
 #include <xen/arch-x86/hvm/start_info.h>
 
@@ -27,6 +28,9 @@ static const struct {
 	{ "sse", WL_SSE, 500 },
 	{ "cpuhog", WL_CPUHOG, 0 },
 	{ "cpuid", WL_CPUID, 0 },
+	{ "kv", WL_KV, 0 },
+	{ "disklog", WL_DISKLOG, 0 },
+	{ "virtio_hostile", WL_VIRTIO_HOSTILE, 500 },
 };
 
 /* Pointers handed over by the loader are below 4 GiB by the PVH ABI; we
@@ -120,6 +124,47 @@ static void parse_kv(const char *k, size_t kl, const char *v, size_t vl)
 		cfg.crash_on_panic = str_eq_n(v, vl, "crash");
 		return;
 	}
+	/* Linux's form, as the VMM appends it: one word per device. */
+	if (str_eq_n(k, kl, "virtio_mmio.device")) {
+		struct virtio_window w;
+		if (!virtio_parse_device(v, vl, &w.size, &w.base, &w.gsi)) {
+			printk("TANDEM-GUEST warning bad_virtio_mmio_device\n");
+		} else if (cfg.nvirtio >= MAX_VIRTIO_WINDOWS) {
+			printk("TANDEM-GUEST warning too_many_virtio_devices max=%u\n",
+			       MAX_VIRTIO_WINDOWS);
+		} else {
+			cfg.virtio[cfg.nvirtio++] = w;
+		}
+		return;
+	}
+	if (str_eq_n(k, kl, "ip")) {
+		/* ADDR or ADDR/PREFIX (default /24). */
+		size_t slash = 0;
+		uint64_t prefix = 24;
+		uint32_t addr;
+		while (slash < vl && v[slash] != '/')
+			slash++;
+		if (!parse_ipv4(v, slash, &addr) || !addr ||
+		    (slash < vl && (!parse_u64(v + slash + 1, vl - slash - 1, &prefix) ||
+				    prefix < 1 || prefix > 32))) {
+			printk("TANDEM-GUEST warning bad_ip\n");
+			return;
+		}
+		cfg.ip = addr;
+		cfg.netmask = prefix == 32 ? 0xffffffffu
+					   : ~(0xffffffffu >> prefix);
+		return;
+	}
+	if (str_eq_n(k, kl, "gw")) {
+		uint32_t addr;
+		if (parse_ipv4(v, vl, &addr))
+			cfg.gw = addr;
+		else
+			printk("TANDEM-GUEST warning bad_gw\n");
+		return;
+	}
+	if (str_eq_n(k, kl, "rate"))
+		cfg.rate_given = true;
 	/* Bounds keep arithmetic sane: hz within what a LAPIC timer does
 	 * (KVM refuses periods under ~200 us), wss below 1 TiB. */
 	NUM("wss", wss_mb, 1, 1ULL << 20)
@@ -130,6 +175,13 @@ static void parse_kv(const char *k, size_t kl, const char *v, size_t vl)
 	NUM("fullpass", fullpass_s, 0, 1ULL << 20)
 	NUM("code", code, 0, 255)
 	NUM("inject_stale", inject_stale_ms, 0, 1ULL << 32)
+	NUM("kv_port", kv_port, 1, 65535)
+	NUM("flush_every", flush_every, 0, 1ULL << 32)
+	NUM("mode", hostile_mode, 0, 255)
+	if (str_eq_n(k, kl, "virtio_poll")) {
+		cfg.virtio_poll = str_eq_n(v, vl, "1");
+		return;
+	}
 #undef NUM
 	/* Unknown keys are the VMM's or a later version's: ignore. */
 }
@@ -148,6 +200,9 @@ static void parse_cmdline(void)
 	cfg.ncpus = 1;
 	cfg.fullpass_s = 10;
 	cfg.code = SHUTDOWN_POWEROFF;
+	cfg.kv_port = 7000;
+	cfg.flush_every = 1;
+	cfg.hostile_mode = 1;
 
 	while (*s) {
 		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')
@@ -164,6 +219,10 @@ static void parse_cmdline(void)
 			after_given = true;
 		parse_kv(tok, eq - tok, eq + 1, s - eq - 1);
 	}
+	/* disklog: records per second; a plain default rather than "as
+	 * fast as possible", which would only measure the disk. */
+	if (cfg.workload == WL_DISKLOG && !cfg.rate_given)
+		cfg.rate = 100;
 	if (!after_given || cfg.after_ms == UINT64_MAX) {
 		cfg.after_ms = 0;
 		for (size_t i = 0; i < sizeof(workloads) / sizeof(workloads[0]); i++)

@@ -167,6 +167,14 @@ bool mm_is_ram(uint64_t start, uint64_t end)
 	return false;
 }
 
+bool mm_overlaps_ram(uint64_t start, uint64_t end)
+{
+	for (unsigned i = 0; i < nusable; i++)
+		if (usable[i].start < end && start < usable[i].end)
+			return true;
+	return false;
+}
+
 uint64_t mm_free_bytes(void)
 {
 	uint64_t sum = 0;

@@ -10,6 +10,7 @@
  * printing can take a lock.
  */
 #include "guest.h"
+#include "virtio.h"
 
 volatile uint64_t workload_go;
 
@@ -60,7 +61,7 @@ static void report(uint64_t now)
 
 	uint64_t elapsed = now > last_report_tsc ? now - last_report_tsc : 0;
 	uint64_t elapsed_us = tsc_to_us(elapsed);
-	char line[512];
+	char line[1024];
 	int n = snprintk(line, sizeof(line),
 			 "TANDEM-GUEST seq=%lu uptime_ms=%lu ticks=%lu workload=%s "
 			 "cpus=%u verify_errors=%lu max_gap_us=%lu last_gap_us=%lu",
@@ -85,6 +86,15 @@ static void report(uint64_t now)
 		break;
 	case WL_CPUHOG:
 		snprintk(tail, room, " loops=%lu", work);
+		break;
+	case WL_KV:
+		kv_report(tail, room);
+		break;
+	case WL_DISKLOG:
+		disklog_report(tail, room);
+		break;
+	case WL_VIRTIO_HOSTILE:
+		hostile_report(tail, room);
 		break;
 	default:
 		tail[0] = '\0';
@@ -125,20 +135,13 @@ static inline void poll(struct cpu *c)
 		maybe_report(c);
 }
 
+void workload_poll(struct cpu *c)
+{
+	poll(c);
+}
+
 /* ---------------------------------------------------------------- */
 /* Helpers */
-
-/* Multiply-xorshift mixer: spreads (page, generation) over 64 bits so
- * neighbouring pages and generations get unrelated patterns. */
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 32;
-	x *= 0xd6e8feb86659fd93ULL;
-	x ^= x >> 29;
-	x *= 0x9e3779b97f4a7c15ULL;
-	x ^= x >> 32;
-	return x;
-}
 
 static inline uint64_t xorshift(uint64_t x)
 {
@@ -159,6 +162,11 @@ static void __attribute__((noreturn)) run_idle(struct cpu *c)
 		safe_halt();
 		poll(c);
 	}
+}
+
+void workload_idle(struct cpu *c)
+{
+	run_idle(c);
 }
 
 /* Idle until `ms` after the workload started. */
@@ -190,6 +198,13 @@ static void __attribute__((noreturn)) run_dirty(struct cpu *c)
 	for (;;) {
 		if (rate) {
 			uint64_t now = rdtsc();
+			if (now < next && next - now > step + hz) {
+				/* More than a step and a second ahead: the TSC
+				 * went back (a restore on a host whose TSC the
+				 * guest cannot be shielded from: nested PVM
+				 * runs ring 3 on the host's TSC).  Start afresh. */
+				next = now;
+			}
 			if (now < next) {
 				/* Ahead of schedule: sleep through long waits,
 				 * spin through short ones. */
@@ -642,6 +657,10 @@ void workload_prepare(void)
 		c->rng = mix64(0x5eed0000ULL + i) | 1;
 	}
 
+	if (cfg.workload == WL_KV || cfg.workload == WL_DISKLOG ||
+	    cfg.workload == WL_VIRTIO_HOSTILE)
+		virtio_map_windows();
+
 	printk("TANDEM-GUEST start workload=%s cpus=%u wss_mb=%lu pages=%lu "
 	       "chunks=%u after_ms=%lu\n", cfg.workload_name, n, wss_mb_used,
 	       pages, region.nchunks, cfg.after_ms);
@@ -684,6 +703,20 @@ void workload_run(struct cpu *c)
 	case WL_SSE:
 		if (bsp)
 			run_sse(c);
+		break;
+	/* The virtio services run on the BSP, which takes the device
+	 * interrupts; the APs idle. */
+	case WL_KV:
+		if (bsp)
+			run_kv(c);
+		break;
+	case WL_DISKLOG:
+		if (bsp)
+			run_disklog(c);
+		break;
+	case WL_VIRTIO_HOSTILE:
+		if (bsp)
+			run_virtio_hostile(c);
 		break;
 	case WL_IDLE:
 		break;
