@@ -15,7 +15,7 @@ struct restore {
     const struct tlog *log;
     struct domain_ram_region rr[2];
     unsigned nr;
-    bool have_context, libxc_done;
+    bool have_context, libxc_done, have_devices;
     struct migration_stats *st;
     /* The last error a record's restore gave, for the message that names
      * the record (through `keep`, which forwards to the caller's log). */
@@ -193,6 +193,7 @@ static int apply_libxl_record(struct restore *r, const struct stream_record *rec
                        rec->offset);
             return -EOPNOTSUPP;
         }
+        r->have_devices = true;
         return domain_set_device_state(r->d, state, len, r->log);
     }
     case STREAM_LIBXL_EMULATOR_XENSTORE_DATA:
@@ -254,6 +255,13 @@ int migration_restore(struct domain *d, int fd, const struct migration_restore_o
     }
     if (!rc && (!r.have_context || !r.libxc_done)) {
         tlog_error(log, "the image has no %s", r.have_context ? "libxc END record" : "HVM_CONTEXT record");
+        rc = -EINVAL;
+    }
+    if (!rc && !r.have_devices && domain_nr_virtio_devices(d)) {
+        /* Devices that came up reset under a running driver would lose
+         * its rings: refuse rather than start a guest that cannot work. */
+        tlog_error(log, "the image has no device state (EMULATOR_CONTEXT) for the domain's %u virtio device(s)",
+                   domain_nr_virtio_devices(d));
         rc = -EINVAL;
     }
     st->bytes = stream_reader_offset(rd);

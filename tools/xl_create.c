@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -130,6 +131,11 @@ static int config_from_xlcfg(struct xl_ctx *ctx, struct xlcfg *cfg, struct domai
         return rc;
     if ((rc = xl_config_cpuid(ctx, cfg, &c->cpuid)))
         return rc;
+    /* vif= and disk= in Xen's syntax; MACs not given are assigned when
+     * the domain is created (xl_spawn_domain), not here, so a config file
+     * read again for xl save or migrate -C does not invent new ones. */
+    if ((rc = xlcfg_get_vifs(cfg, c, log)) || (rc = xlcfg_get_disks(cfg, c, log)))
+        return rc;
 
     struct unused_ctx u = { log };
     xlcfg_for_each_unused(cfg, warn_unused, &u);
@@ -238,8 +244,42 @@ static int wait_ready(int fd, char *line, size_t len, bool limited)
     return n ? 0 : -ECONNRESET;
 }
 
+/* The domain as it will be built: every vif with a MAC.  A config from a
+ * save file or a migration stream keeps the MACs it has; only those never
+ * assigned (a new config file) are generated, once, here. */
+static int config_with_macs(struct xl_ctx *ctx, const struct domain_config *c, struct domain_config **out)
+{
+    *out = malloc(sizeof(**out));
+    if (!*out) {
+        tlog_error(&ctx->log, "out of memory");
+        return -ENOMEM;
+    }
+    **out = *c;
+    int rc = xlcfg_assign_macs(*out, &ctx->log);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, int restore_fd,
+                        const char *restore_options, unsigned *domid_out, char *summary, size_t summary_len);
+
 int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, int restore_fd,
                     const char *restore_options, unsigned *domid_out, char *summary, size_t summary_len)
+{
+    struct domain_config *built;
+    int rc = config_with_macs(ctx, c, &built);
+    if (rc)
+        return rc;
+    rc = spawn_domain(ctx, built, paused, restore_fd, restore_options, domid_out, summary, summary_len);
+    free(built);
+    return rc;
+}
+
+static int spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paused, int restore_fd,
+                        const char *restore_options, unsigned *domid_out, char *summary, size_t summary_len)
 {
     unsigned domid;
     /* The host's own config first: a wrong host.cfg leaves nothing behind. */
@@ -315,6 +355,42 @@ int xl_spawn_domain(struct xl_ctx *ctx, const struct domain_config *c, bool paus
     return rc;
 }
 
+/* What the domain process would find missing, said before anything is
+ * built: a disk's image that is not there or not readable (writable for
+ * access=rw), a bridge this host (network namespace) does not have. */
+static int check_devices_on_host(struct xl_ctx *ctx, const struct domain_config *c)
+{
+    for (unsigned i = 0; i < c->nr_disks; i++) {
+        const struct domain_disk *d = &c->disks[i];
+        struct stat st;
+        int err = 0;
+        if (stat(d->target, &st) < 0)
+            err = errno;
+        else if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+            err = EINVAL;
+        else if (access(d->target, d->readonly ? R_OK : R_OK | W_OK) < 0)
+            err = errno;
+        if (err == EINVAL)
+            tlog_error(&ctx->log, "disk %u (%s): %s is neither a regular file nor a block device", i, d->vdev,
+                       d->target);
+        else if (err)
+            tlog_error(&ctx->log, "disk %u (%s): %s: %s%s", i, d->vdev, d->target, strerror(err),
+                       err == ENOENT && !strncmp(d->target, "/dev/", 5)
+                           ? " (a target that does not start with '/' names a file under /dev, as in Xen)" : "");
+        if (err)
+            return -err;
+    }
+    for (unsigned i = 0; i < c->nr_vifs; i++) {
+        const char *br = c->vifs[i].bridge;
+        if (br[0] && if_nametoindex(br) == 0) {
+            tlog_error(&ctx->log, "vif %u: bridge %s: %s", i, br,
+                       errno == ENODEV || errno == ENXIO ? "this host has no such interface" : strerror(errno));
+            return -ENODEV;
+        }
+    }
+    return 0;
+}
+
 int xl_cmd_create(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("create");
@@ -354,11 +430,19 @@ int xl_cmd_create(struct xl_ctx *ctx, int argc, char **argv)
         tlog_error(&ctx->log, "kernel %s: %s", c.kernel, strerror(errno));
         return XL_FAILED;
     }
+    if (check_devices_on_host(ctx, &c))
+        return XL_FAILED;
     if (dry_run) {
-        char json[8192];
-        domain_config_to_json(&c, json, sizeof(json));
-        printf("%s\n", json);
-        return XL_OK;
+        /* As the registry would keep it; MACs not given are not assigned
+         * yet (each real create assigns its own). */
+        struct registry_entry *e = malloc(sizeof(*e));
+        int rc = e ? domain_config_to_json(&c, e->config_json, sizeof(e->config_json)) : -ENOMEM;
+        if (rc == 0)
+            printf("%s\n", e->config_json);
+        else
+            tlog_error(&ctx->log, "cannot write the config as JSON: %s", strerror(-rc));
+        free(e);
+        return rc ? XL_FAILED : XL_OK;
     }
     if (xl_open_host(ctx))
         return XL_FAILED;

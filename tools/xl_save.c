@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "tandem/streams.h"
 #include "xl.h"
+#include "xlcfg.h"
 
 int xl_domain_to_send(struct xl_ctx *ctx, const char *which, const char *verb, const char *cfgfile,
                       struct registry_entry *e, char *config_json, size_t len)
@@ -23,8 +24,14 @@ int xl_domain_to_send(struct xl_ctx *ctx, const char *which, const char *verb, c
     }
     snprintf(config_json, len, "%s", e->config_json);
     if (cfgfile) {
-        struct domain_config c;
-        if (xl_load_config(ctx, cfgfile, 0, NULL, true, &c) || domain_config_to_json(&c, config_json, len))
+        /* A new config's vifs without mac= keep the MACs the guest has
+         * now: the guest must not see its NICs change under it. */
+        struct domain_config c, running;
+        if (domain_config_from_json(e->config_json, &running, &ctx->log) ||
+            xl_load_config(ctx, cfgfile, 0, NULL, true, &c))
+            return -EINVAL;
+        xlcfg_keep_macs(&c, &running);
+        if (domain_config_to_json(&c, config_json, len))
             return -EINVAL;
     }
     return 0;
@@ -181,10 +188,14 @@ int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv)
         tlog_error(&ctx->log, "cannot open %s : %s", file, strerror(errno));
         return XL_FAILED;
     }
-    struct domain_config c;
-    int rc = xl_read_xl_header(fd, file, &c, &ctx->log);
-    if (!rc && cfgfile)
+    struct domain_config c, saved;
+    int rc = xl_read_xl_header(fd, file, &saved, &ctx->log);
+    c = saved;
+    if (!rc && cfgfile) {
         rc = xl_load_config(ctx, cfgfile, 0, NULL, false, &c);
+        if (!rc)
+            xlcfg_keep_macs(&c, &saved);   /* the image's NICs keep their MACs */
+    }
     if (!rc)
         rc = xl_open_host(ctx);
     if (rc) {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1308,4 +1309,744 @@ int xlcfg_format(const struct xlcfg *cfg, char **out, size_t *len)
     if (len)
         *len = b.len;
     return 0;
+}
+
+/* ---- guest devices: vif= and disk= ----
+ * Each list item is a spec string in Xen's syntax.  Both parsers walk the
+ * spec in place and keep (pointer, length) spans into it, so nothing is
+ * allocated and no spec is too long to parse. */
+
+/* Where a device spec was written, for its messages. */
+struct device_at {
+    const char *kind;           /* "vif" or "disk" */
+    unsigned index;
+    const char *file;
+    unsigned line;
+    const struct tlog *log;
+};
+
+/* A user's text quoted in a message: at most this much of it. */
+#define QUOTE_MAX 64
+#define QUOTE(s, n) (int)((n) > QUOTE_MAX ? QUOTE_MAX : (n)), (s), ((n) > QUOTE_MAX ? "..." : "")
+
+static int device_error(const struct device_at *at, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static int device_error(const struct device_at *at, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    tlog_error(at->log, "%s:%u: %s %u: %s", at->file, at->line, at->kind, at->index, msg);
+    return -EINVAL;
+}
+
+static void device_warn(const struct device_at *at, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void device_warn(const struct device_at *at, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    tlog_warn(at->log, "%s:%u: %s %u: %s", at->file, at->line, at->kind, at->index, msg);
+}
+
+/* Blanks around the parts of a spec: Xen skips them before each part. */
+static bool is_spec_blank(int c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+static bool is_lower(int c) { return c >= 'a' && c <= 'z'; }
+
+static void trim_span(const char **s, size_t *n)
+{
+    while (*n && is_spec_blank((unsigned char)**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n && is_spec_blank((unsigned char)(*s)[*n - 1]))
+        (*n)--;
+}
+
+static bool span_is(const char *s, size_t n, const char *word)
+{
+    return strlen(word) == n && memcmp(s, word, n) == 0;
+}
+
+/* Copies a span into a buffer of size cap; false if it does not fit. */
+static bool span_copy(char *dst, size_t cap, const char *s, size_t n)
+{
+    if (n >= cap)
+        return false;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return true;
+}
+
+int xlcfg_parse_mac(const char *text, uint8_t mac[6])
+{
+    uint8_t m[6];
+    int i;
+
+    for (i = 0; i < 6; i++) {
+        int hi = hex_value((unsigned char)text[0]), lo = hi < 0 ? -1 : hex_value((unsigned char)text[1]);
+        if (hi < 0 || lo < 0)
+            return -EINVAL;
+        m[i] = (uint8_t)(hi * 16 + lo);
+        text += 2;
+        if (*text != (i < 5 ? ':' : '\0'))
+            return -EINVAL;
+        text += i < 5;
+    }
+    memcpy(mac, m, 6);
+    return 0;
+}
+
+void xlcfg_format_mac(const uint8_t mac[6], char buf[18])
+{
+    snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
+bool xlcfg_mac_unset(const uint8_t mac[6])
+{
+    static const uint8_t zero[6];
+    return memcmp(mac, zero, 6) == 0;
+}
+
+/* Why s (n bytes) cannot name a network interface, or NULL if it can: the
+ * rules of Linux's dev_valid_name() (shorter than IFNAMSIZ, not "." or
+ * "..", no '/', ':' or blank), and no control characters. */
+static const char *ifname_problem(const char *s, size_t n)
+{
+    size_t i;
+
+    if (n >= DOMAIN_IFNAME_MAX)
+        return "is longer than 15 characters (IFNAMSIZ)";
+    if (span_is(s, n, ".") || span_is(s, n, ".."))
+        return "is not an interface name";
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '/' || c == ':' || c <= ' ' || c == 0x7f)
+            return "may not contain '/', ':', blanks or control characters";
+    }
+    return NULL;
+}
+
+/* Xen keys that mean nothing to Tandem, accepted with a warning. */
+struct ignored_key {
+    const char *key;
+    const char *why;
+};
+
+static const struct ignored_key vif_ignored_keys[] = {
+    { "type",       "the guest always sees a virtio-net device" },
+    { "model",      "the guest always sees a virtio-net device" },
+    { "script",     "no hotplug script runs: Tandem attaches the tap to bridge= itself" },
+    { "ip",         "no hotplug script runs to use it" },
+    { "gatewaydev", "no hotplug script runs to use it" },
+    { "netdev",     "no hotplug script runs to use it" },
+    { "backend",    "the backend is always the domain's own process" },
+    { "rate",       "Tandem does not limit a vif's rate" },
+    { "mtu",        "Tandem leaves the tap's MTU as the bridge sets it" },
+    { "accel",      "Xen does not support it either" },
+    { "forwarddev", "Xen's COLO vif settings do not apply to Tandem" },
+};
+
+static const char *ignored_why(const struct ignored_key *t, size_t n, const char *key, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (span_is(key, len, t[i].key))
+            return t[i].why;
+    return NULL;
+}
+
+/* vifspec: comma-separated key=value settings and flags, blanks around
+ * each ignored; empty parts (",,", a trailing comma, '') are skipped, as
+ * Xen's strtok() skips them. */
+int xlcfg_parse_vif(const char *spec, unsigned devid, const char *file, unsigned line,
+                    struct domain_vif *out, const struct tlog *log)
+{
+    const struct device_at at = { "vif", devid, file ? file : "config", line, log };
+    bool have_mac = false, have_bridge = false, have_ifname = false, have_devid = false;
+    struct domain_vif v;
+    const char *p = spec ? spec : "";
+
+    memset(&v, 0, sizeof(v));
+    while (*p) {
+        const char *part = p, *comma = strchr(p, ','), *eq, *key, *val, *why;
+        size_t n = comma ? (size_t)(comma - p) : strlen(p), klen, vlen;
+
+        p = comma ? comma + 1 : p + n;
+        trim_span(&part, &n);
+        if (n == 0)
+            continue;
+        eq = memchr(part, '=', n);
+        if (!eq) {
+            if (span_is(part, n, "trusted") || span_is(part, n, "untrusted")) {
+                device_warn(&at, "'%.*s' ignored: advisory only in Xen; Tandem's virtio-net has no such "
+                            "setting", (int)n, part);
+                continue;
+            }
+            return device_error(&at, "'%.*s%s' is not a key=value setting", QUOTE(part, n));
+        }
+        key = part;
+        klen = (size_t)(eq - part);
+        val = eq + 1;
+        vlen = n - klen - 1;
+        trim_span(&key, &klen);
+        trim_span(&val, &vlen);
+
+        if (span_is(key, klen, "mac")) {
+            char text[24];
+            if (have_mac)
+                return device_error(&at, "mac= is given twice");
+            have_mac = true;
+            if (!span_copy(text, sizeof(text), val, vlen) || xlcfg_parse_mac(text, v.mac) < 0)
+                return device_error(&at, "mac=%.*s%s is not a MAC address (six pairs of hex digits "
+                                    "separated by ':', as 00:16:3e:01:02:03)", QUOTE(val, vlen));
+            if (xlcfg_mac_unset(v.mac))
+                return device_error(&at, "mac=%s is not a usable address (leave mac= out to have one "
+                                    "generated)", text);
+            if (v.mac[0] & 1)
+                return device_error(&at, "mac=%s is a multicast address (the first byte must be even)",
+                                    text);
+        } else if (span_is(key, klen, "bridge") || span_is(key, klen, "vifname")) {
+            bool is_bridge = key[0] == 'b';
+            bool *have = is_bridge ? &have_bridge : &have_ifname;
+            char *dst = is_bridge ? v.bridge : v.ifname;
+            const char *problem = ifname_problem(val, vlen);
+            if (*have)
+                return device_error(&at, "%s= is given twice", is_bridge ? "bridge" : "vifname");
+            *have = true;
+            if (problem)
+                return device_error(&at, "%s=%.*s%s %s", is_bridge ? "bridge" : "vifname",
+                                    QUOTE(val, vlen), problem);
+            span_copy(dst, DOMAIN_IFNAME_MAX, val, vlen);
+        } else if (span_is(key, klen, "devid")) {
+            char text[16];
+            long long id = -1;
+            if (have_devid)
+                return device_error(&at, "devid= is given twice");
+            have_devid = true;
+            if (!span_copy(text, sizeof(text), val, vlen) || number_value(text, vlen, &id) < 0 ||
+                id != (long long)devid)
+                return device_error(&at, "devid=%.*s%s: Tandem numbers vifs by their place in the list, "
+                                    "and this one is %u", QUOTE(val, vlen), devid);
+        } else if ((why = ignored_why(vif_ignored_keys, sizeof(vif_ignored_keys) /
+                                      sizeof(vif_ignored_keys[0]), key, klen)) ||
+                   (klen > 5 && memcmp(key, "colo_", 5) == 0 &&
+                    (why = "Xen's COLO vif settings do not apply to Tandem"))) {
+            device_warn(&at, "'%.*s=' ignored: %s", (int)klen, key, why);
+        } else {
+            return device_error(&at, "unknown key '%.*s%s' (Tandem's vifs take mac=, bridge= and "
+                                "vifname=)", QUOTE(key, klen));
+        }
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- disk specs ---- */
+
+struct span {
+    const char *s;
+    size_t n;
+    bool set;
+};
+
+struct disk_parse {
+    struct device_at at;
+    struct span target, format, vdev, access;
+    bool deprecated_prefix;     /* "file:", "phy:", "raw:" ...: no positional format */
+};
+
+/* Sets a parameter; each may be given once, but an empty one (a default)
+ * may be given again, as Xen's parser allows. */
+static int disk_set(struct disk_parse *d, struct span *sp, const char *name, const char *s, size_t n)
+{
+    if (sp->set && sp->n && n && (sp->n != n || memcmp(sp->s, s, n) != 0))
+        return device_error(&d->at, "%s is given twice ('%.*s%s' and '%.*s%s')", name, QUOTE(sp->s, sp->n),
+                            QUOTE(s, n));
+    if (!sp->set || n) {
+        sp->s = s;
+        sp->n = n;
+    }
+    sp->set = true;
+    return 0;
+}
+
+static int disk_refuse_cdrom(struct disk_parse *d)
+{
+    return device_error(&d->at, "CD-ROM drives are not supported: Tandem's disks are virtio-blk "
+                        "(devtype=disk)");
+}
+
+/* A positional vdev may carry a device type, "hdc:cdrom" (Xen's old
+ * syntax).  Returns 1 if it did, 0 if s has no ':', or -EINVAL. */
+static int disk_vdev_and_devtype(struct disk_parse *d, const char *s, size_t n)
+{
+    const char *colon = NULL, *q;
+    int r;
+
+    for (q = s; q < s + n; q++)
+        if (*q == ':')
+            colon = q;
+    if (!colon)
+        return 0;
+    r = disk_set(d, &d->vdev, "vdev", s, (size_t)(colon - s));
+    if (r < 0)
+        return r;
+    q = colon + 1;
+    if (span_is(q, (size_t)(s + n - q), "cdrom"))
+        return disk_refuse_cdrom(d);
+    if (!span_is(q, (size_t)(s + n - q), "disk"))
+        return device_error(&d->at, "unknown device type '%.*s%s' in '%.*s%s' (disk)",
+                            QUOTE(q, (size_t)(s + n - q)), QUOTE(s, n));
+    return 1;
+}
+
+static int disk_positional(struct disk_parse *d, const char *s, size_t n)
+{
+    int r;
+
+    if (!d->target.set)
+        return disk_set(d, &d->target, "target", s, n);
+    if (!d->deprecated_prefix && !d->format.set) {
+        /* ",hdc:cdrom,r": xend's empty drive, its vdev where the format goes. */
+        if (d->target.n == 0 && (r = disk_vdev_and_devtype(d, s, n)) != 0)
+            return r < 0 ? r : device_error(&d->at, "no target given");
+        return disk_set(d, &d->format, "format", s, n);
+    }
+    if (!d->vdev.set) {
+        r = disk_vdev_and_devtype(d, s, n);
+        return r < 0 ? r : r ? 0 : disk_set(d, &d->vdev, "vdev", s, n);
+    }
+    if (!d->access.set)
+        return disk_set(d, &d->access, "access", s, n);
+    return device_error(&d->at, "too many positional parameters at '%.*s%s' (target, format, vdev, "
+                        "access)", QUOTE(s, n));
+}
+
+static const struct ignored_key disk_ignored_keys[] = {
+    { "backend",     "the backend is always the domain's own process" },
+    { "colo-host",   "Xen's COLO disk settings do not apply to Tandem" },
+    { "colo-port",   "Xen's COLO disk settings do not apply to Tandem" },
+    { "colo-export", "Xen's COLO disk settings do not apply to Tandem" },
+    { "active-disk", "Xen's COLO disk settings do not apply to Tandem" },
+    { "hidden-disk", "Xen's COLO disk settings do not apply to Tandem" },
+};
+
+static const struct ignored_key disk_ignored_flags[] = {
+    { "direct-io-safe", "a workaround of Xen's backends" },
+    { "discard",        "Tandem's virtio-blk does not offer discard" },
+    { "no-discard",     "Tandem's virtio-blk does not offer discard" },
+    { "trusted",        "advisory only in Xen; Tandem's virtio-blk has no such setting" },
+    { "untrusted",      "advisory only in Xen; Tandem's virtio-blk has no such setting" },
+    { "colo",           "Xen's COLO disk settings do not apply to Tandem" },
+    { "no-colo",        "Xen's COLO disk settings do not apply to Tandem" },
+};
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+
+static int disk_named(struct disk_parse *d, const char *key, size_t klen, const char *val, size_t vlen)
+{
+    const char *why;
+
+    if (span_is(key, klen, "format"))
+        return disk_set(d, &d->format, "format", val, vlen);
+    if (span_is(key, klen, "vdev"))
+        return disk_set(d, &d->vdev, "vdev", val, vlen);
+    if (span_is(key, klen, "access"))
+        return disk_set(d, &d->access, "access", val, vlen);
+    if (span_is(key, klen, "devtype")) {
+        if (span_is(val, vlen, "cdrom"))
+            return disk_refuse_cdrom(d);
+        if (!span_is(val, vlen, "disk"))
+            return device_error(&d->at, "devtype=%.*s%s is not a device type (disk)", QUOTE(val, vlen));
+        return 0;
+    }
+    if (span_is(key, klen, "backendtype")) {
+        if (!span_is(val, vlen, "phy") && !span_is(val, vlen, "tap") && !span_is(val, vlen, "qdisk") &&
+            !span_is(val, vlen, "standalone"))
+            return device_error(&d->at, "backendtype=%.*s%s is not one of Xen's (phy, tap, qdisk, "
+                                "standalone)", QUOTE(val, vlen));
+        device_warn(&d->at, "'backendtype=%.*s' ignored: Tandem has one backend, which reads the "
+                    "image itself", (int)vlen, val);
+        return 0;
+    }
+    if (span_is(key, klen, "specification")) {
+        if (span_is(val, vlen, "virtio"))
+            return 0;
+        if (!span_is(val, vlen, "xen"))
+            return device_error(&d->at, "specification=%.*s%s is not xen or virtio", QUOTE(val, vlen));
+        device_warn(&d->at, "'specification=xen' ignored: Tandem's disks are virtio-blk");
+        return 0;
+    }
+    if (span_is(key, klen, "grant_usage")) {
+        if (!span_is(val, vlen, "0") && !span_is(val, vlen, "1"))
+            return device_error(&d->at, "grant_usage=%.*s%s is not 0 or 1", QUOTE(val, vlen));
+        device_warn(&d->at, "'grant_usage=' ignored: Tandem's virtio devices use no grants");
+        return 0;
+    }
+    if (span_is(key, klen, "script")) {
+        /* The target would be an argument for the script, not a file:
+         * opening it as one would be wrong, so this is no mere warning. */
+        if (vlen)
+            return device_error(&d->at, "script=%.*s%s is not supported: Tandem opens the target as a "
+                                "raw image file and runs no block scripts", QUOTE(val, vlen));
+        return 0;
+    }
+    if ((why = ignored_why(disk_ignored_keys, N_OF(disk_ignored_keys), key, klen))) {
+        device_warn(&d->at, "'%.*s=' ignored: %s", (int)klen, key, why);
+        return 0;
+    }
+    return device_error(&d->at, "unknown parameter '%.*s%s=' (Tandem's disks take target=, format=, "
+                        "vdev= and access=)", QUOTE(key, klen));
+}
+
+/* Xen's deprecated prefixes before the target: "file:", "phy:",
+ * "tap:aio:", "raw:" ...  Xen's known prefixes count whatever follows them;
+ * any other lower-case word and ':' is an unknown prefix only when the end
+ * or something other than a letter or digit follows (so "hdc:cdrom" is
+ * none).  Returns the length of the prefix consumed, 0 if none, or
+ * -EINVAL. */
+static int disk_prefix(struct disk_parse *d, const char *p)
+{
+    static const char *const known[] = {
+        "raw", "qcow", "qcow2", "vhd", "iscsi", "nbd", "enbd", "drbd",
+        "file", "phy", "tap", "tap2", "aio", "tapdisk", "ioemu",
+    };
+    const char *q = p;
+    bool is_known = false;
+    size_t n, i;
+
+    if (!is_lower((unsigned char)*q))
+        return 0;
+    while (is_lower((unsigned char)*q) || is_digit((unsigned char)*q))
+        q++;
+    if (*q != ':')
+        return 0;
+    n = (size_t)(q - p);
+    for (i = 0; i < N_OF(known); i++)
+        is_known |= span_is(p, n, known[i]);
+    if (!is_known && (is_lower((unsigned char)q[1]) || is_digit((unsigned char)q[1])))
+        return 0;
+    if (span_is(p, n, "raw") || span_is(p, n, "qcow") || span_is(p, n, "qcow2") || span_is(p, n, "vhd")) {
+        int r = disk_set(d, &d->format, "format", p, n);
+        if (r < 0)
+            return r;
+    } else if (span_is(p, n, "iscsi") || span_is(p, n, "nbd") || span_is(p, n, "enbd") ||
+               span_is(p, n, "drbd")) {
+        return device_error(&d->at, "'%.*s:' names a block script (script=block-%.*s), which Tandem does "
+                            "not run: it opens the target as a raw image file", (int)n, p, (int)n, p);
+    } else if (!span_is(p, n, "file") && !span_is(p, n, "phy") && !span_is(p, n, "tap") &&
+               !span_is(p, n, "tap2") && !span_is(p, n, "aio") && !span_is(p, n, "tapdisk") &&
+               !span_is(p, n, "ioemu")) {
+        return device_error(&d->at, "unknown prefix '%.*s%s:'", QUOTE(p, n));
+    }
+    d->deprecated_prefix = true;
+    return (int)n + 1;
+}
+
+/* The whole disks Xen's vbd interface names: xvd, hd, sd or vd followed by
+ * one to three letters (no partitions, no numeric forms). */
+static bool vdev_name_valid(const char *s, size_t n)
+{
+    static const char *const prefixes[] = { "xvd", "hd", "sd", "vd" };
+    size_t i, j, plen;
+
+    for (i = 0; i < N_OF(prefixes); i++) {
+        plen = strlen(prefixes[i]);
+        if (n <= plen || n > plen + 3 || memcmp(s, prefixes[i], plen) != 0)
+            continue;
+        for (j = plen; j < n; j++)
+            if (!is_lower((unsigned char)s[j]))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/* diskspec: Xen's positional form "target,format,vdev,access", key=value
+ * parameters and flags in any mix, blanks around each part ignored; a
+ * target= takes the rest of the spec, commas and trailing blanks and all
+ * (one trailing comma dropped), as in Xen. */
+int xlcfg_parse_disk(const char *spec, unsigned index, const char *file, unsigned line,
+                     struct domain_disk *out, const struct tlog *log)
+{
+    struct disk_parse d = { .at = { "disk", index, file ? file : "config", line, log } };
+    struct domain_disk disk;
+    const char *p = spec ? spec : "", *q, *why;
+    int r;
+
+    while (*p) {
+        const char *part, *eq;
+        size_t n;
+
+        while (is_spec_blank((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        /* target=, blanks allowed before the '=' */
+        for (q = p + (strncmp(p, "target", 6) == 0 ? 6 : 0); q > p && is_spec_blank((unsigned char)*q); q++)
+            ;
+        if (q > p && *q == '=') {
+            /* Blanks after the '=' go too (Xen would keep them, and make
+             * the target a name under /dev). */
+            for (q++; is_spec_blank((unsigned char)*q); q++)
+                ;
+            n = strlen(q);
+            if (n && q[n - 1] == ',')
+                n--;
+            r = disk_set(&d, &d.target, "target", q, n);
+            if (r < 0)
+                return r;
+            break;
+        }
+        r = disk_prefix(&d, p);
+        if (r < 0)
+            return r;
+        if (r > 0) {
+            p += r;
+            continue;
+        }
+        part = p;
+        q = strchr(p, ',');
+        n = q ? (size_t)(q - p) : strlen(p);
+        p = q ? q + 1 : p + n;
+        trim_span(&part, &n);
+        eq = memchr(part, '=', n);
+        if (eq) {
+            const char *key = part, *val = eq + 1;
+            size_t klen = (size_t)(eq - part), vlen = n - klen - 1;
+            trim_span(&key, &klen);
+            trim_span(&val, &vlen);
+            r = disk_named(&d, key, klen, val, vlen);
+        } else if (span_is(part, n, "cdrom")) {
+            r = disk_refuse_cdrom(&d);
+        } else if ((why = ignored_why(disk_ignored_flags, N_OF(disk_ignored_flags), part, n))) {
+            device_warn(&d.at, "'%.*s' ignored: %s", (int)n, part, why);
+            r = 0;
+        } else {
+            r = disk_positional(&d, part, n);
+        }
+        if (r < 0)
+            return r;
+    }
+
+    memset(&disk, 0, sizeof(disk));
+    /* format: raw, also when given empty (the default) */
+    if (d.format.n && !span_is(d.format.s, d.format.n, "raw")) {
+        const struct span *f = &d.format;
+        if (span_is(f->s, f->n, "qcow") || span_is(f->s, f->n, "qcow2") || span_is(f->s, f->n, "vhd") ||
+            span_is(f->s, f->n, "qed"))
+            return device_error(&d.at, "format %.*s is not supported: Tandem reads raw images only "
+                                "(qemu-img convert -O raw makes one)", (int)f->n, f->s);
+        if (span_is(f->s, f->n, "empty"))
+            return device_error(&d.at, "format empty (a drive without a medium) is not supported");
+        return device_error(&d.at, "unknown format '%.*s%s' (Tandem reads raw images)", QUOTE(f->s, f->n));
+    }
+    if (!d.access.n || span_is(d.access.s, d.access.n, "rw") || span_is(d.access.s, d.access.n, "w")) {
+        disk.readonly = false;
+    } else if (span_is(d.access.s, d.access.n, "ro") || span_is(d.access.s, d.access.n, "r")) {
+        disk.readonly = true;
+    } else {
+        return device_error(&d.at, "access=%.*s%s is not r, ro, rw or w", QUOTE(d.access.s, d.access.n));
+    }
+    if (!d.vdev.n)
+        return device_error(&d.at, "no vdev given (the disk's name for the guest, such as xvda)");
+    if (!vdev_name_valid(d.vdev.s, d.vdev.n))
+        return device_error(&d.at, "vdev '%.*s%s' is not xvd, hd, sd or vd followed by one to three "
+                            "lower-case letters", QUOTE(d.vdev.s, d.vdev.n));
+    span_copy(disk.vdev, sizeof(disk.vdev), d.vdev.s, d.vdev.n);
+    if (!d.target.n)
+        return device_error(&d.at, "no target given (the raw image file)");
+    /* As in Xen, a target that does not start with '/' is a name under /dev. */
+    if (d.target.s[0] != '/') {
+        if (d.target.n + 5 >= sizeof(disk.target))
+            return device_error(&d.at, "target /dev/%.*s%s is longer than %zu characters",
+                                QUOTE(d.target.s, d.target.n), sizeof(disk.target) - 1);
+        memcpy(disk.target, "/dev/", 5);
+        span_copy(disk.target + 5, sizeof(disk.target) - 5, d.target.s, d.target.n);
+    } else if (!span_copy(disk.target, sizeof(disk.target), d.target.s, d.target.n)) {
+        return device_error(&d.at, "target %.*s%s is longer than %zu characters",
+                            QUOTE(d.target.s, d.target.n), sizeof(disk.target) - 1);
+    }
+    *out = disk;
+    return 0;
+}
+
+/* ---- device lists ---- */
+
+/* An item of a vif or disk list as a spec string; items that are numbers
+ * give their text, as everywhere in xl.cfg. */
+static int list_item_spec(const struct xlcfg_value *it, const char *key, size_t i, const struct tlog *log,
+                          const char **out)
+{
+    if (it->kind == XLCFG_LIST) {
+        tlog_error(log, "%s:%u: item %zu of '%s' is a list but should be a string", it->file, it->line,
+                   i + 1, key);
+        return -EINVAL;
+    }
+    *out = it->str;
+    return 0;
+}
+
+int xlcfg_get_vifs(struct xlcfg *cfg, struct domain_config *c, const struct tlog *log)
+{
+    const struct xlcfg_value *list;
+    struct domain_vif vifs[DOMAIN_MAX_VIFS];
+    size_t i, j;
+    int r;
+
+    c->nr_vifs = 0;
+    memset(c->vifs, 0, sizeof(c->vifs));
+    r = xlcfg_get_list(cfg, "vif", &list, log);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    for (i = 0; i < list->n_items; i++) {
+        const struct xlcfg_value *it = &list->items[i];
+        const struct device_at at = { "vif", (unsigned)i, it->file, it->line, log };
+        const char *spec;
+
+        if (i == DOMAIN_MAX_VIFS) {
+            tlog_error(log, "%s:%u: more than %d vifs: Tandem gives a guest at most %d", it->file, it->line,
+                       DOMAIN_MAX_VIFS, DOMAIN_MAX_VIFS);
+            return -EINVAL;
+        }
+        if ((r = list_item_spec(it, "vif", i, log, &spec)) < 0 ||
+            (r = xlcfg_parse_vif(spec, (unsigned)i, it->file, it->line, &vifs[i], log)) < 0)
+            return r;
+        for (j = 0; j < i; j++) {
+            char mac[18];
+            if (!xlcfg_mac_unset(vifs[i].mac) && memcmp(vifs[i].mac, vifs[j].mac, 6) == 0) {
+                xlcfg_format_mac(vifs[i].mac, mac);
+                return device_error(&at, "mac=%s is already vif %zu's", mac, j);
+            }
+            if (vifs[i].ifname[0] && strcmp(vifs[i].ifname, vifs[j].ifname) == 0)
+                return device_error(&at, "vifname=%s is already vif %zu's", vifs[i].ifname, j);
+        }
+    }
+    memcpy(c->vifs, vifs, i * sizeof(vifs[0]));
+    c->nr_vifs = (unsigned)i;
+    return 0;
+}
+
+int xlcfg_get_disks(struct xlcfg *cfg, struct domain_config *c, const struct tlog *log)
+{
+    const struct xlcfg_value *list;
+    struct domain_disk *disks;
+    size_t i, j;
+    int r;
+
+    c->nr_disks = 0;
+    memset(c->disks, 0, sizeof(c->disks));
+    r = xlcfg_get_list(cfg, "disk", &list, log);
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0)
+        return r;
+    /* Four kilobyte-sized paths: on the heap rather than the stack. */
+    disks = calloc(DOMAIN_MAX_DISKS, sizeof(*disks));
+    if (!disks) {
+        tlog_error(log, "disk: out of memory");
+        return -ENOMEM;
+    }
+    for (i = 0; i < list->n_items; i++) {
+        const struct xlcfg_value *it = &list->items[i];
+        const struct device_at at = { "disk", (unsigned)i, it->file, it->line, log };
+        const char *spec;
+
+        if (i == DOMAIN_MAX_DISKS) {
+            tlog_error(log, "%s:%u: more than %d disks: Tandem gives a guest at most %d", it->file,
+                       it->line, DOMAIN_MAX_DISKS, DOMAIN_MAX_DISKS);
+            r = -EINVAL;
+            goto out;
+        }
+        if ((r = list_item_spec(it, "disk", i, log, &spec)) < 0 ||
+            (r = xlcfg_parse_disk(spec, (unsigned)i, it->file, it->line, &disks[i], log)) < 0)
+            goto out;
+        for (j = 0; j < i; j++) {
+            if (strcmp(disks[i].vdev, disks[j].vdev) == 0) {
+                r = device_error(&at, "vdev %s is already disk %zu's", disks[i].vdev, j);
+                goto out;
+            }
+        }
+    }
+    memcpy(c->disks, disks, i * sizeof(disks[0]));
+    c->nr_disks = (unsigned)i;
+    r = 0;
+out:
+    free(disks);
+    return r;
+}
+
+/* ---- MACs ---- */
+
+static int random_bytes(uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+
+    while (got < n) {
+        ssize_t r = getrandom(buf + got, n - got, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+int xlcfg_assign_macs(struct domain_config *c, const struct tlog *log)
+{
+    unsigned i, j, n = c->nr_vifs < DOMAIN_MAX_VIFS ? c->nr_vifs : DOMAIN_MAX_VIFS;
+
+    for (i = 0; i < n; i++) {
+        uint8_t mac[6] = { 0x00, 0x16, 0x3e };
+        bool taken;
+
+        if (!xlcfg_mac_unset(c->vifs[i].mac))
+            continue;
+        do {
+            int r = random_bytes(mac + 3, 3);
+            if (r < 0) {
+                char eb[128];
+                tlog_error(log, "vif %u: cannot get random bytes for its MAC: %s", i,
+                           strerror_r(-r, eb, sizeof(eb)));
+                return r;
+            }
+            /* libxl keeps generated MACs in the lower half of Xen's range. */
+            mac[3] &= 0x7f;
+            taken = false;
+            for (j = 0; j < n; j++)
+                taken |= j != i && memcmp(c->vifs[j].mac, mac, 6) == 0;
+        } while (taken);
+        memcpy(c->vifs[i].mac, mac, 6);
+    }
+    return 0;
+}
+
+void xlcfg_keep_macs(struct domain_config *c, const struct domain_config *from)
+{
+    unsigned i, j, n = c->nr_vifs < DOMAIN_MAX_VIFS ? c->nr_vifs : DOMAIN_MAX_VIFS;
+    unsigned nf = from->nr_vifs < DOMAIN_MAX_VIFS ? from->nr_vifs : DOMAIN_MAX_VIFS;
+
+    for (i = 0; i < n && i < nf; i++) {
+        bool taken = false;
+
+        if (!xlcfg_mac_unset(c->vifs[i].mac) || xlcfg_mac_unset(from->vifs[i].mac))
+            continue;
+        for (j = 0; j < n; j++)
+            taken |= memcmp(c->vifs[j].mac, from->vifs[i].mac, 6) == 0;
+        if (!taken)
+            memcpy(c->vifs[i].mac, from->vifs[i].mac, 6);
+    }
 }

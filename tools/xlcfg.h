@@ -32,7 +32,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include "tandem/log.h"
+#include "tandem/xen.h"
 
 #define XLCFG_MAX_INPUT     (1024 * 1024)   /* bytes in one text or file */
 #define XLCFG_MAX_KEY       128             /* characters in a key */
@@ -105,5 +107,47 @@ size_t xlcfg_count(const struct xlcfg *cfg);
 bool xlcfg_equal(const struct xlcfg *a, const struct xlcfg *b);
 
 void xlcfg_free(struct xlcfg *cfg);
+
+/* ---- Guest devices: vif= and disk= ------------------------------------
+ * The items of xl.cfg's vif and disk lists in Xen's syntax
+ * (xl-network-configuration(5), xl-disk-configuration(5)) as Tandem's
+ * domain_vif and domain_disk; xl.cfg(5) lists the forms accepted.  Errors
+ * and warnings name "<file>:<line>: vif N:" or "disk N:" (N counts from 0,
+ * a vif's N is its devid); Xen keys that mean nothing to Tandem are
+ * accepted with a warning, unknown ones are errors.  A vif without mac=
+ * keeps an all-zero MAC, "not assigned yet": xlcfg_assign_macs() gives it
+ * one when the domain is created. */
+
+/* One vifspec, of devid `devid`, written at file:line. */
+int xlcfg_parse_vif(const char *spec, unsigned devid, const char *file, unsigned line,
+                    struct domain_vif *out, const struct tlog *log);
+/* One diskspec, the index-th of its list, written at file:line. */
+int xlcfg_parse_disk(const char *spec, unsigned index, const char *file, unsigned line,
+                     struct domain_disk *out, const struct tlog *log);
+/* cfg's "vif" and "disk" lists into c->vifs / c->disks, checking the list
+ * as a whole too (at most DOMAIN_MAX_VIFS / DOMAIN_MAX_DISKS items, no MAC,
+ * vifname or vdev twice).  No key: no devices, 0.  On error c's devices
+ * are left empty. */
+int xlcfg_get_vifs(struct xlcfg *cfg, struct domain_config *c, const struct tlog *log);
+int xlcfg_get_disks(struct xlcfg *cfg, struct domain_config *c, const struct tlog *log);
+
+/* A MAC address "00:16:3e:0a:1b:2c": exactly six pairs of hex digits (any
+ * case) separated by ':'.  -EINVAL for anything else. */
+int xlcfg_parse_mac(const char *text, uint8_t mac[6]);
+/* Lower-case "xx:xx:xx:xx:xx:xx" and its NUL. */
+void xlcfg_format_mac(const uint8_t mac[6], char buf[18]);
+bool xlcfg_mac_unset(const uint8_t mac[6]);
+
+/* Gives every vif of c whose MAC is not assigned one in Xen's range, as
+ * libxl does: 00:16:3e and three random bytes (getrandom()), the first of
+ * them below 0x80, different from the domain's other MACs.  Assigned MACs
+ * are kept, so a domain keeps its MACs for its life and through
+ * migrations.  -errno (logged) if no random bytes can be had. */
+int xlcfg_assign_macs(struct domain_config *c, const struct tlog *log);
+/* For a config file that replaces a domain's own (xl save or migrate -C,
+ * xl restore with a config): each vif of c without mac= takes the MAC of
+ * `from`'s vif with the same devid, unless another vif of c has it, so the
+ * guest keeps its addresses. */
+void xlcfg_keep_macs(struct domain_config *c, const struct domain_config *from);
 
 #endif

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "devices.h"
 #include "domain.h"
 #include "pvh.h"
 
@@ -173,7 +174,7 @@ static void vcpu_end_domain(struct vcpu *v, enum domain_end end, const char *fmt
     for (unsigned i = 0; i < d->nr_vcpus; i++) {
         struct vcpu *o = &d->vcpus[i];
         if (o != v && o->thread_started) {
-            o->run->immediate_exit = 1;
+            __atomic_store_n(&o->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
             pthread_kill(o->thread, VCPU_KICK_SIGNAL);
         }
     }
@@ -220,6 +221,9 @@ static void vcpu_handle_exit(struct vcpu *v)
         vcpu_handle_io(v);
         break;
     case KVM_EXIT_MMIO:
+        if (run->mmio.len <= sizeof(run->mmio.data) &&
+            devices_mmio(v->d, run->mmio.phys_addr, run->mmio.data, run->mmio.len, run->mmio.is_write))
+            break;
         if (!run->mmio.is_write)
             memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
         if (!v->mmio_warned) {
@@ -303,9 +307,9 @@ static void *vcpu_thread(void *arg)
              * so a parked vCPU's state never holds half an instruction
              * that a restored copy would execute twice. */
             pthread_mutex_unlock(&d->lock);
-            v->run->immediate_exit = 1;
+            __atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_RELAXED);
             ioctl(v->fd, KVM_RUN, 0);
-            v->run->immediate_exit = 0;
+            __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
             v->io_pending = false;
             continue;
         }
@@ -329,7 +333,7 @@ static void *vcpu_thread(void *arg)
             if (errno == EINTR || errno == EAGAIN) {
                 /* A kick: the flags it set are re-read under the lock.
                  * Entering KVM_RUN completed any earlier port access. */
-                v->run->immediate_exit = 0;
+                __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_RELAXED);
                 v->io_pending = false;
                 vcpu_throttle_sleep(v);
                 continue;
@@ -444,13 +448,24 @@ void domain_pause(struct domain *d)
     while (!all_parked(d))
         pthread_cond_wait(&d->cond, &d->lock);
     pthread_mutex_unlock(&d->lock);
+    /* Then the devices: with the vCPUs parked no new request comes; each
+     * device finishes the one it is doing (completed into its used ring,
+     * so marked dirty before a final harvest) and then stays out of guest
+     * memory.  vCPUs first, so none waits in an MMIO access for a device
+     * that is already held. */
+    devices_pause(d);
 }
 
 void domain_unpause(struct domain *d)
 {
     pthread_mutex_lock(&d->lock);
+    bool was_paused = d->pause_count > 0;
     if (d->pause_count)
         d->pause_count--;
+    pthread_mutex_unlock(&d->lock);
+    if (was_paused)
+        devices_unpause(d);
+    pthread_mutex_lock(&d->lock);
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
 }
@@ -499,6 +514,9 @@ void domain_destroy(struct domain *d)
         }
         pthread_mutex_destroy(&v->ring_lock);
     }
+    /* After the vCPUs (one may wait in an MMIO access for its device),
+     * before the VM (the devices' ioeventfds and irqfds are on it). */
+    devices_destroy(d);
     free(d->vcpus);
     free(d->host_max);
     free(d->logdirty_pending);
@@ -530,6 +548,15 @@ int domain_create(struct domain **out, const struct domain_config *cfg, bool for
                   void (*on_console)(void *, uint8_t), void *opaque,
                   const struct tlog *log)
 {
+    return domain_create_as(out, 0, cfg, for_restore, host_mask, on_end, on_console, opaque, log);
+}
+
+int domain_create_as(struct domain **out, unsigned domid, const struct domain_config *cfg, bool for_restore,
+                     const struct cpu_overrides *host_mask,
+                     void (*on_end)(void *, enum domain_end, const char *),
+                     void (*on_console)(void *, uint8_t), void *opaque,
+                     const struct tlog *log)
+{
     int rc;
     uint8_t *kernel = NULL;
     size_t kernel_len = 0;
@@ -550,6 +577,7 @@ int domain_create(struct domain **out, const struct domain_config *cfg, bool for
         return -ENOMEM;
     }
     d->cfg = *cfg;
+    d->domid = domid;
     d->log = log;
     d->kvm_fd = d->vm_fd = -1;
     d->on_end = on_end;
@@ -627,6 +655,8 @@ int domain_create(struct domain **out, const struct domain_config *cfg, bool for
             goto fail;
     if ((rc = domain_setup_cpu_policy(d, host_mask)))
         goto fail;
+    if ((rc = devices_create(d, domid, for_restore)))
+        goto fail;
     if (for_restore) {
         *out = d;
         return 0;
@@ -640,10 +670,13 @@ int domain_create(struct domain **out, const struct domain_config *cfg, bool for
         tlog_error(log, "kernel %s cannot be booted: %s", cfg->kernel, why.last);
         goto fail;
     }
-    /* The guest learns how many vCPUs to bring up from its command line. */
-    char cmdline[sizeof(cfg->cmdline) + 32];
+    /* The guest learns how many vCPUs to bring up, and where its devices
+     * are, from its command line. */
+    char cmdline[sizeof(cfg->cmdline) + 32 + 48 * VIRTIO_MMIO_MAX_DEVICES];
     snprintf(cmdline, sizeof(cmdline), "%s%sncpus=%u", cfg->cmdline,
              cfg->cmdline[0] ? " " : "", cfg->vcpus);
+    if ((rc = devices_append_cmdline(cfg, cmdline, sizeof(cmdline))))
+        goto fail;
     int64_t si = pvh_build_start_info(&d->mem, cmdline, log);
     if (si < 0) {
         rc = (int)si;
@@ -681,66 +714,112 @@ unsigned domain_nr_vcpus(struct domain *d)
     return d->nr_vcpus;
 }
 
-/* Device state blob: the models in a fixed order, each as {u32 id,
- * u32 version, u32 length, state}, so later models (virtio) can be added
- * without breaking older images.  Layout in docs/stream-extensions.md. */
-enum { DEVSTATE_UART = 1 };
-#define DEVSTATE_UART_VERSION 1
+unsigned domain_nr_virtio_devices(struct domain *d)
+{
+    return d->cfg.nr_vifs + d->cfg.nr_disks;
+}
 
-struct devstate_hdr {
-    uint32_t id, version, length;
-};
-
+/* Device state blob: the models in a fixed order (the UART, then each
+ * virtio device in slot order), each as {u32 id, u32 version, u32 length,
+ * state}, so later models can be added without breaking older images.
+ * Layout in docs/stream-extensions.md. */
 int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log)
 {
     struct uart_state us;
     uart_save(&d->uart, &us);
-    size_t n = sizeof(struct devstate_hdr) + sizeof(us);
+    unsigned ndev = d->devs ? d->devs->n : 0;
+    size_t n = DEVSTATE_HDR + sizeof(us);
+    for (unsigned i = 0; i < ndev; i++)
+        n += DEVSTATE_HDR + virtio_dev_state_size(d->devs->dev[i]);
     uint8_t *b = calloc(1, n);
     if (!b)
         return -ENOMEM;
-    struct devstate_hdr h = { DEVSTATE_UART, DEVSTATE_UART_VERSION, sizeof(us) };
-    memcpy(b, &h, sizeof(h));
-    memcpy(b + sizeof(h), &us, sizeof(us));
+    size_t off = 0;
+    devstate_put_header(b, DEVSTATE_UART, DEVSTATE_UART_VERSION, sizeof(us));
+    memcpy(b + DEVSTATE_HDR, &us, sizeof(us));
+    off = DEVSTATE_HDR + sizeof(us);
+    for (unsigned i = 0; i < ndev; i++) {
+        struct virtio_dev *v = d->devs->dev[i];
+        size_t sz = virtio_dev_state_size(v);
+        devstate_put_header(b + off, devstate_model_of(v), DEVSTATE_VIRTIO_VERSION, (uint32_t)sz);
+        /* A disk syncs here: the state is taken to hand the guest over. */
+        int rc = virtio_dev_state_save(v, b + off + DEVSTATE_HDR, log);
+        if (rc) {
+            free(b);
+            return rc;
+        }
+        off += DEVSTATE_HDR + sz;
+    }
     *blob = b;
     *len = n;
-    (void)log;
     return 0;
+}
+
+static const char *model_name(uint32_t id)
+{
+    return id == DEVSTATE_VIRTIO_NET ? "virtio-net" : id == DEVSTATE_VIRTIO_BLK ? "virtio-blk" : "UART";
 }
 
 int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, const struct tlog *log)
 {
-    size_t off = 0;
-    bool have_uart = false;
+    struct devstate_model m[DEVSTATE_MAX_MODELS];
+    const struct devstate_model *virtio[VIRTIO_MMIO_MAX_DEVICES];
+    unsigned nm = 0, nvirtio = 0, ndev = d->devs ? d->devs->n : 0;
+    const struct devstate_model *uart = NULL;
+    char err[300];
     struct uart_state us;
-    /* Validate the whole blob before changing any device. */
-    while (off < len) {
-        struct devstate_hdr h;
-        if (len - off < sizeof(h)) {
-            tlog_error(log, "device state: truncated header at offset %zu", off);
-            return -EINVAL;
-        }
-        memcpy(&h, blob + off, sizeof(h));
-        off += sizeof(h);
-        if (h.length > len - off) {
-            tlog_error(log, "device state: model %u claims %u bytes, %zu left", h.id, h.length, len - off);
-            return -EINVAL;
-        }
-        if (h.id == DEVSTATE_UART) {
-            if (h.version != DEVSTATE_UART_VERSION || h.length != sizeof(us) || have_uart) {
-                tlog_error(log, "device state: bad or repeated UART state (version %u, %u bytes)", h.version,
-                           h.length);
+    /* Validate the whole blob against this domain before changing any
+     * device. */
+    if (devstate_parse(blob, len, m, DEVSTATE_MAX_MODELS, &nm, err, sizeof(err))) {
+        tlog_error(log, "device state: %s", err);
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < nm; i++) {
+        if (m[i].id == DEVSTATE_UART) {
+            if (m[i].version != DEVSTATE_UART_VERSION || m[i].length != sizeof(us) || uart) {
+                tlog_error(log, "device state: bad or repeated UART state (version %u, %u bytes)", m[i].version,
+                           m[i].length);
                 return -EINVAL;
             }
-            memcpy(&us, blob + off, sizeof(us));
-            have_uart = true;
+            uart = &m[i];
+        } else if (m[i].id == DEVSTATE_VIRTIO_NET || m[i].id == DEVSTATE_VIRTIO_BLK) {
+            if (m[i].version != DEVSTATE_VIRTIO_VERSION) {
+                tlog_error(log, "device state: %s state version %u; this Tandem reads version %u",
+                           model_name(m[i].id), m[i].version, DEVSTATE_VIRTIO_VERSION);
+                return -EINVAL;
+            }
+            if (nvirtio == VIRTIO_MMIO_MAX_DEVICES) {
+                tlog_error(log, "device state: more than %d virtio devices", VIRTIO_MMIO_MAX_DEVICES);
+                return -EINVAL;
+            }
+            virtio[nvirtio++] = &m[i];
         } else {
-            tlog_error(log, "device state: unknown device model %u", h.id);
+            tlog_error(log, "device state: unknown device model %u", m[i].id);
             return -EINVAL;
         }
-        off += h.length;
     }
-    if (have_uart)
+    if (nvirtio != ndev) {
+        tlog_error(log, "device state: the image holds %u virtio devices, this domain has %u (the config's vif= "
+                   "and disk= must be the guest's)", nvirtio, ndev);
+        return -EINVAL;
+    }
+    for (unsigned i = 0; i < nvirtio; i++) {
+        struct virtio_dev *v = d->devs->dev[i];
+        if (virtio[i]->id != devstate_model_of(v)) {
+            tlog_error(log, "device state: device %u of the guest is %s, of this domain %s", i,
+                       model_name(virtio[i]->id), model_name(devstate_model_of(v)));
+            return -EINVAL;
+        }
+        if (virtio_dev_state_check(v, virtio[i]->body, virtio[i]->length, err, sizeof(err))) {
+            tlog_error(log, "device state: %s (device %u): %s", v->name, i, err);
+            return -EINVAL;
+        }
+    }
+    if (uart) {
+        memcpy(&us, uart->body, sizeof(us));
         uart_load(&d->uart, &us);
+    }
+    for (unsigned i = 0; i < nvirtio; i++)
+        virtio_dev_state_load(d->devs->dev[i], virtio[i]->body);
     return 0;
 }

@@ -54,6 +54,8 @@ struct domain {
     unsigned nr_vcpus;
     struct vcpu *vcpus;
     struct uart uart;
+    struct devices *devs;          /* virtio devices (devices.c); NULL: none */
+    unsigned domid;
     unsigned tsc_khz;
     struct cpu_policy *host_max;   /* what this host can give (cpu_policy.c) */
     char cpu_forced[512];          /* features KVM shows though the policy removed them */
@@ -96,6 +98,17 @@ int domain_create(struct domain **out, const struct domain_config *cfg, bool for
                   void (*on_end)(void *, enum domain_end, const char *),
                   void (*on_console)(void *, uint8_t), void *opaque,
                   const struct tlog *log);
+/* The same for domain `domid`, which names its taps (vif<domid>.<devid>,
+ * as Xen does); domain_create is domain_create_as with domid 0, for
+ * callers whose domains have no vifs.  Its devices are built from the
+ * config's vif= and disk= lists (a missing bridge or disk image fails the
+ * create); a domain built for restore announces its vifs' MACs when it is
+ * first unpaused. */
+int domain_create_as(struct domain **out, unsigned domid, const struct domain_config *cfg, bool for_restore,
+                     const struct cpu_overrides *host_mask,
+                     void (*on_end)(void *, enum domain_end, const char *),
+                     void (*on_console)(void *, uint8_t), void *opaque,
+                     const struct tlog *log);
 /* cpu_policy.c's part: works out this host's maximum policy (minus
  * host_mask, which may be NULL) and loads the domain's own policy, the
  * default changed by its config's cpuid overrides, into every vCPU. */
@@ -109,6 +122,10 @@ int logdirty_setup_vm(struct domain *d, enum domain_logdirty_mode want);
 int logdirty_setup_vcpu(struct domain *d, struct vcpu *v);
 void logdirty_teardown_vcpu(struct domain *d, struct vcpu *v);
 void logdirty_ring_full(struct domain *d, struct vcpu *v);
+/* The VMM wrote [gpa, gpa+len) of guest memory (a device model): while
+ * log-dirty is on, those pages go in the next harvest.  Call it after the
+ * write, never before. */
+void domain_mark_dirty(struct domain *d, uint64_t gpa, uint64_t len);
 void domain_destroy(struct domain *d);   /* stops threads, frees all */
 
 #endif

@@ -169,7 +169,8 @@ static enum domain_state running_state(struct domproc *dp)
 
 static int build_domain(struct domproc *dp, bool for_restore)
 {
-    int rc = domain_create(&dp->d, &dp->a->config, for_restore, &dp->a->host_mask, on_end, on_console, dp, &dp->log);
+    int rc = domain_create_as(&dp->d, dp->a->domid, &dp->a->config, for_restore, &dp->a->host_mask, on_end,
+                              on_console, dp, &dp->log);
     if (rc)
         return rc;
     rc = domain_start_vcpus(dp->d);

@@ -226,8 +226,8 @@ int domain_logdirty_start(struct domain *d, const struct tlog *log)
     pthread_mutex_lock(&d->logdirty_lock);
     if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
         harvest_all_locked(d, NULL);
-    d->logdirty_pending = pending;
     d->logdirty_pending_count = 0;
+    __atomic_store_n(&d->logdirty_pending, pending, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&d->logdirty_lock);
     int rc = set_slot_logging(d, true);
     if (rc) {
@@ -246,7 +246,8 @@ void domain_logdirty_stop(struct domain *d)
     if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
         harvest_all_locked(d, NULL);
     free(d->logdirty_pending);
-    d->logdirty_pending = NULL;
+    __atomic_store_n(&d->logdirty_pending, NULL, __ATOMIC_RELEASE);
+    d->logdirty_pending_count = 0;
     pthread_mutex_unlock(&d->logdirty_lock);
     d->logdirty_on = false;
 }
@@ -297,29 +298,52 @@ int domain_logdirty_harvest(struct domain *d, uint64_t *bitmap, uint64_t *count_
         int rc = harvest_bitmaps(d, bitmap, &count);
         if (rc)
             return rc;
-    } else {
-        pthread_mutex_lock(&d->logdirty_lock);
-        count = harvest_all_locked(d, bitmap);
-        /* What ring-full exits collected since the last harvest; skipped
-         * when there is none, so a harvest costs what was dirtied, not
-         * what the guest's size is. */
-        if (d->logdirty_pending_count) {
-            size_t words = domain_logdirty_bitmap_words(d);
-            for (size_t w = 0; w < words; w++) {
-                uint64_t bits = d->logdirty_pending[w];
-                if (bits) {
-                    d->logdirty_pending[w] = 0;
-                    bitmap[w] |= bits;
-                }
-            }
-            count += d->logdirty_pending_count;
-            d->logdirty_pending_count = 0;
-        }
-        pthread_mutex_unlock(&d->logdirty_lock);
     }
+    pthread_mutex_lock(&d->logdirty_lock);
+    if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
+        count = harvest_all_locked(d, bitmap);
+    /* What ring-full exits and the VMM's own writes (domain_mark_dirty)
+     * collected since the last harvest; skipped when there is none, so a
+     * harvest costs what was dirtied, not what the guest's size is. */
+    if (d->logdirty_pending_count) {
+        size_t words = domain_logdirty_bitmap_words(d);
+        for (size_t w = 0; w < words; w++) {
+            uint64_t bits = d->logdirty_pending[w];
+            if (bits) {
+                d->logdirty_pending[w] = 0;
+                bitmap[w] |= bits;
+            }
+        }
+        count += d->logdirty_pending_count;
+        d->logdirty_pending_count = 0;
+    }
+    pthread_mutex_unlock(&d->logdirty_lock);
     if (count_out)
         *count_out = count;
     return 0;
+}
+
+/* The device models write guest memory from the VMM (used rings, received
+ * frames, disk reads, status bytes), which KVM's dirty log never sees.
+ * They call this after each write, so the write lands in the next
+ * harvest: marking before writing could let a harvest send the page
+ * between the mark and the write.  Cheap when log-dirty is off. */
+void domain_mark_dirty(struct domain *d, uint64_t gpa, uint64_t len)
+{
+    if (!len || !__atomic_load_n(&d->logdirty_pending, __ATOMIC_ACQUIRE))
+        return;
+    uint64_t max_pfn = domain_max_pfn(d);
+    uint64_t first = gpa / GUEST_PAGE_SIZE, last = (gpa + len - 1) / GUEST_PAGE_SIZE;
+    pthread_mutex_lock(&d->logdirty_lock);
+    uint64_t *pending = d->logdirty_pending;
+    for (uint64_t pfn = first; pending && pfn <= last && pfn < max_pfn; pfn++) {
+        uint64_t bit = 1ULL << (pfn % 64);
+        if (!(pending[pfn / 64] & bit)) {
+            pending[pfn / 64] |= bit;
+            d->logdirty_pending_count++;
+        }
+    }
+    pthread_mutex_unlock(&d->logdirty_lock);
 }
 
 uint64_t domain_vcpu_dirtied(struct domain *d, unsigned vcpu)

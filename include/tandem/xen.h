@@ -50,6 +50,28 @@ struct cpu_overrides {
     struct cpu_msr_override msr[CPU_MSR_OVERRIDES_MAX];
 };
 
+/* Guest devices (virtio-mmio; xen/virtio*.c).  xl.cfg's vif= and disk=
+ * lists in Xen's syntax fill these; the MAC of a vif without mac= is
+ * generated once, when the domain is created (Xen's 00:16:3e prefix), and
+ * is kept in the config so it moves with the guest. */
+#define DOMAIN_MAX_VIFS 4
+#define DOMAIN_MAX_DISKS 4
+#define DOMAIN_IFNAME_MAX 16                /* IFNAMSIZ */
+#define DOMAIN_DISK_PATH_MAX 1024
+#define DOMAIN_VDEV_MAX 16
+
+struct domain_vif {
+    uint8_t mac[6];
+    char bridge[DOMAIN_IFNAME_MAX];      /* "" = the tap stays unattached */
+    char ifname[DOMAIN_IFNAME_MAX];      /* vifname=; "" = vif<domid>.<devid> */
+};
+
+struct domain_disk {
+    char target[DOMAIN_DISK_PATH_MAX];   /* a raw image file */
+    char vdev[DOMAIN_VDEV_MAX];          /* xvda, hda, sda, vda ... */
+    bool readonly;                       /* access=ro */
+};
+
 struct domain_config {
     char name[DOMAIN_NAME_MAX];
     uint64_t memory_mb;
@@ -59,6 +81,9 @@ struct domain_config {
     enum domain_action on_poweroff, on_reboot, on_crash;
     enum domain_logdirty_mode log_dirty;
     struct cpu_overrides cpuid;          /* cpuid= and cpuid_policy= */
+    unsigned nr_vifs, nr_disks;
+    struct domain_vif vifs[DOMAIN_MAX_VIFS];     /* devid = index */
+    struct domain_disk disks[DOMAIN_MAX_DISKS];
 };
 void domain_config_init(struct domain_config *c);      /* Xen's defaults */
 int domain_config_check(const struct domain_config *c, const struct tlog *log);
@@ -258,7 +283,13 @@ void domain_throttle_off(struct domain *d);
  * by domain_throttle_off. */
 int domain_set_vcpu_dirty_limit(struct domain *d, unsigned vcpu, uint64_t pages_per_sec);
 
-/* Device models' state (the UART now), for EMULATOR_CONTEXT. */
+/* Device models' state (the UART and the virtio devices), for
+ * EMULATOR_CONTEXT; layout in docs/stream-extensions.md.  Getting it also
+ * makes the domain's disks durable (fdatasync), so a guest handed over
+ * with it finds every write it was told was done. */
+/* The guest's virtio devices (vifs and disks); a restore of a domain
+ * that has any needs their state from the image. */
+unsigned domain_nr_virtio_devices(struct domain *d);
 int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log);
 int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, const struct tlog *log);
 

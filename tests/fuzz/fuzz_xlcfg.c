@@ -54,6 +54,31 @@ static void never_called(void *opaque, const char *key, const char *file, unsign
     fail("key still unused after look-up", key, NULL);
 }
 
+/* The vif= and disk= parsers: a refusal says why, and the formatted
+ * configuration gives the same devices as the original. */
+static void check_devices(struct xlcfg *a, struct xlcfg *b)
+{
+    static struct domain_config ca, cb;   /* large; the fuzzer runs one input at a time */
+    struct tlog_buffer la, lb;
+    int (*const get[2])(struct xlcfg *, struct domain_config *, const struct tlog *) = {
+        xlcfg_get_vifs, xlcfg_get_disks,
+    };
+    for (unsigned i = 0; i < 2; i++) {
+        memset(&ca, 0, sizeof(ca));
+        memset(&cb, 0, sizeof(cb));
+        tlog_buffer_init(&la);
+        tlog_buffer_init(&lb);
+        int ra = get[i](a, &ca, &la.log), rb = get[i](b, &cb, &lb.log);
+        if (ra < 0 && !la.last[0])
+            fail(i ? "disk= refused without a reason" : "vif= refused without a reason", NULL, NULL);
+        if ((ra < 0) != (rb < 0))
+            fail("the formatted configuration's devices parse differently", lb.last, NULL);
+        if (ra == 0 && (ca.nr_vifs != cb.nr_vifs || ca.nr_disks != cb.nr_disks ||
+                        memcmp(ca.vifs, cb.vifs, sizeof(ca.vifs)) || memcmp(ca.disks, cb.disks, sizeof(ca.disks))))
+            fail("the formatted configuration has other devices", NULL, NULL);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct tlog_buffer lb;
@@ -92,6 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!xlcfg_equal(a, b))
         fail("override with the same settings changed the configuration", NULL, text);
 
+    check_devices(a, b);
     xlcfg_for_each_unused(a, look_up, a);
     xlcfg_for_each_unused(a, never_called, NULL);
 

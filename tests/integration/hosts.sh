@@ -17,6 +17,7 @@
 HOSTS=()
 declare -A HOST_NS=() HOST_DIR=() HOST_IFADDR=()
 HOSTS_PREV_TRAP=
+HOSTS_EXTRA_NS=()          # namespaces of the guest LAN (new_lan), cleaned up too
 
 # host_ns H / host_dir H: H's namespace and state dir.
 host_ns() { printf '%s\n' "${HOST_NS[$1]:?unknown host $1}"; }
@@ -100,6 +101,10 @@ cleanup_hosts() {
         fi
         rm -rf "${HOST_DIR[$h]}"
     done
+    for f in "${HOSTS_EXTRA_NS[@]}"; do
+        for pid in $(ip netns pids "$f" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+        ip netns del "$f" 2>/dev/null
+    done
     (exit $rc)
     eval "$HOSTS_PREV_TRAP"
     exit $rc
@@ -156,3 +161,44 @@ assert_continues() {
         [ "$a" -gt "$b" ] || fail "$key did not go forward ($b -> $a): $before -> $after"
     done
 }
+
+# ---- The guests' LAN ------------------------------------------------------
+# new_lan [HOST...]: one Ethernet segment for guests, as a rack's switch
+# would give: a "switch" namespace with bridge sw0; on every host (default:
+# all of them) a bridge xenbr0 (what vif = ['bridge=xenbr0'] names) with an
+# uplink into sw0; and a client namespace, address $LAN_CLIENT_IP/24 on sw0,
+# that plays the outside world.  Guests take addresses from lan_guest_ip.
+# A guest that moves hosts is found again once its new host announces its
+# MAC (the switch's bridge learns the new port).
+LAN_NET=10.99.0
+LAN_CLIENT_IP=$LAN_NET.1
+LAN_SW_NS= LAN_CLIENT_NS=
+new_lan() {
+    local h
+    [ $# -gt 0 ] || set -- "${HOSTS[@]}"
+    LAN_SW_NS=tandem-$$-sw LAN_CLIENT_NS=tandem-$$-client
+    HOSTS_EXTRA_NS+=("$LAN_SW_NS" "$LAN_CLIENT_NS")
+    ip netns add "$LAN_SW_NS" && ip netns add "$LAN_CLIENT_NS" || { log "ERROR: cannot create the LAN namespaces"; exit 99; }
+    # No STP: ports forward at once, and a guest's new port is learnt from
+    # its first frame.
+    ip -n "$LAN_SW_NS" link add sw0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0 &&
+        ip -n "$LAN_SW_NS" link set sw0 up || { log "ERROR: bridge sw0"; exit 99; }
+    ip -n "$LAN_CLIENT_NS" link set lo up
+    ip -n "$LAN_CLIENT_NS" link add eth0 type veth peer name client netns "$LAN_SW_NS" &&
+        ip -n "$LAN_SW_NS" link set client master sw0 up &&
+        ip -n "$LAN_CLIENT_NS" addr add "$LAN_CLIENT_IP/24" dev eth0 &&
+        ip -n "$LAN_CLIENT_NS" link set eth0 up || { log "ERROR: the client's link to sw0"; exit 99; }
+    for h in "$@"; do
+        local ns; ns=$(host_ns "$h")
+        ip -n "$ns" link add xenbr0 type bridge stp_state 0 forward_delay 0 mcast_snooping 0 &&
+            ip -n "$ns" link add uplink type veth peer name "up-$h" netns "$LAN_SW_NS" &&
+            ip -n "$ns" link set uplink master xenbr0 up &&
+            ip -n "$ns" link set xenbr0 up &&
+            ip -n "$LAN_SW_NS" link set "up-$h" master sw0 up || { log "ERROR: host $h's xenbr0"; exit 99; }
+    done
+}
+
+# lan_guest_ip N: the address of the N-th guest on the LAN (N from 0).
+lan_guest_ip() { echo "$LAN_NET.$((10 + $1))"; }
+# client CMD...: run CMD in the client namespace.
+client() { ip netns exec "$LAN_CLIENT_NS" "$@"; }

@@ -150,9 +150,26 @@ for img in "${images[@]}"; do
     first=$(status_lines "$name" | head -n 1) after=$(last_status "$name")
     [ "$(field "$first" seq)" -gt "$last_seq" ] || fail "$rel: seq went back: saved at $last_seq, now $first"
     [ "$(field "$first" uptime_ms)" -gt "$last_uptime" ] || fail "$rel: uptime went back: saved at $last_uptime ms, now $first"
+    # An uptime past 30 years is a TSC behind the guest's boot TSC (the
+    # subtraction wrapped): on nested PVM guest ring 3 reads the host's own
+    # TSC, which no VMM can offset, so an image saved on a host that had
+    # been up longer than this one comes back with its TSC gone back.  The
+    # 1.1.0 guests pace dirty's rate on the TSC and then wait for it to
+    # catch up (later guests start their pacing afresh), so that counter
+    # cannot be asked to grow here; everything else still is.
+    tsc_back=
+    if [ "$(field "$first" uptime_ms)" -gt 1000000000000 ]; then
+        tsc_back=1
+        log "NOTE $rel: the guest's TSC is behind its boot TSC after the restore (this host has been up" \
+            "$(cut -d. -f1 /proc/uptime) s, less than the saving host had): guest ring 3 reads the host's TSC here"
+    fi
     case $wl in
     verify) keys="gen verified" ;;
-    dirty) keys=dirtied ;;
+    dirty) keys=dirtied
+        if [ -n "$tsc_back" ]; then
+            keys=
+            log "NOTE $rel: its rate-paced 'dirtied' waits for the TSC to catch up: NOT checked on this host; seq, ticks, cpus are"
+        fi ;;
     cpuhog) keys=loops ;;
     *) keys= ;;
     esac

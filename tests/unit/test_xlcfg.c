@@ -1,4 +1,5 @@
-/* Unit tests of the xl.cfg parser (tools/xlcfg.c). */
+/* Unit tests of the xl.cfg parser (tools/xlcfg.c): the language, the vif=
+ * and disk= device specs, and (with libtandem-xen) the domain config's JSON. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 
 #include "check_main.h"
 #include "tandem/log.h"
+#include "tandem/xen.h"
 #include "xlcfg.h"
 
 /* Parses text as "t.cfg", insisting that it succeeds. */
@@ -825,6 +827,723 @@ START_TEST(test_parse_file)
 }
 END_TEST
 
+
+/* ---- guest devices: vif= ---- */
+
+/* Parses one vifspec as vif `devid` at t.cfg:7; lb keeps the last warning
+ * or error. */
+static int vif_of(const char *spec, unsigned devid, struct domain_vif *v, struct tlog_buffer *lb)
+{
+    tlog_buffer_init(lb);
+    memset(v, 0xa5, sizeof(*v));
+    return xlcfg_parse_vif(spec, devid, "t.cfg", 7, v, &lb->log);
+}
+
+struct good_vif {
+    const char *spec;
+    const char *mac;            /* "" = not assigned */
+    const char *bridge, *ifname;
+};
+
+static const struct good_vif good_vifs[] = {
+    { "mac=00:16:3e:01:02:03,bridge=xenbr0",          "00:16:3e:01:02:03", "xenbr0", "" },
+    { "mac=00:16:3E:74:3d:76",                        "00:16:3e:74:3d:76", "", "" },
+    { "",                                             "", "", "" },
+    { "bridge=br0",                                   "", "br0", "" },
+    { "vifname=g1-eth0",                              "", "", "g1-eth0" },
+    { " mac = 02:00:00:00:00:01 , bridge=br1 ,vifname=v1 ,", "02:00:00:00:00:01", "br1", "v1" },
+    { ",,bridge=br0,,",                               "", "br0", "" },
+    { "bridge=,vifname=",                             "", "", "" },
+    { "bridge=a23456789012345",                       "", "a23456789012345", "" },
+    { "devid=0,bridge=x",                             "", "x", "" },
+    { "mac=fe:ff:ff:ff:ff:ff",                        "fe:ff:ff:ff:ff:ff", "", "" },
+};
+
+START_TEST(test_vif_forms)
+{
+    const struct good_vif *g = &good_vifs[_i];
+    struct tlog_buffer lb;
+    struct domain_vif v;
+    char mac[18];
+    int r = vif_of(g->spec, 0, &v, &lb);
+
+    ck_assert_msg(r == 0, "<%s> refused: %s", g->spec, lb.last);
+    ck_assert_str_eq(lb.last, "");
+    if (g->mac[0]) {
+        xlcfg_format_mac(v.mac, mac);
+        ck_assert_str_eq(mac, g->mac);
+    } else {
+        ck_assert(xlcfg_mac_unset(v.mac));
+    }
+    ck_assert_str_eq(v.bridge, g->bridge);
+    ck_assert_str_eq(v.ifname, g->ifname);
+}
+END_TEST
+
+/* Xen's keys that mean nothing here: accepted, with a warning. */
+static const struct bad_input ignored_vif_keys[] = {
+    { "type=ioemu,bridge=b",            "t.cfg:7: vif 2: 'type=' ignored: " },
+    { "model=e1000",                    "t.cfg:7: vif 2: 'model=' ignored: " },
+    { "script=vif-bridge",              "t.cfg:7: vif 2: 'script=' ignored: no hotplug script" },
+    { "ip=10.0.0.2",                    "t.cfg:7: vif 2: 'ip=' ignored: " },
+    { "backend=dom0",                   "t.cfg:7: vif 2: 'backend=' ignored: " },
+    { "rate=10Mb/s@20ms",               "t.cfg:7: vif 2: 'rate=' ignored: " },
+    { "gatewaydev=eth0",                "t.cfg:7: vif 2: 'gatewaydev=' ignored: " },
+    { "netdev=eth0",                    "t.cfg:7: vif 2: 'netdev=' ignored: " },
+    { "accel=x",                        "t.cfg:7: vif 2: 'accel=' ignored: " },
+    { "mtu=9000",                       "t.cfg:7: vif 2: 'mtu=' ignored: " },
+    { "forwarddev=eth1",                "t.cfg:7: vif 2: 'forwarddev=' ignored: " },
+    { "colo_sock_mirror_id=m1",         "t.cfg:7: vif 2: 'colo_sock_mirror_id=' ignored: " },
+    { "trusted",                        "t.cfg:7: vif 2: 'trusted' ignored: " },
+    { "untrusted,bridge=b",             "t.cfg:7: vif 2: 'untrusted' ignored: " },
+};
+
+START_TEST(test_vif_ignored_keys)
+{
+    const struct bad_input *b = &ignored_vif_keys[_i];
+    struct tlog_buffer lb;
+    struct domain_vif v;
+    int r = vif_of(b->text, 2, &v, &lb);
+
+    ck_assert_msg(r == 0, "<%s> refused: %s", b->text, lb.last);
+    ck_assert_msg(strncmp(lb.last, b->message, strlen(b->message)) == 0,
+                  "<%s>\n  warned   <%s>\n  expected <%s...>", b->text, lb.last, b->message);
+    ck_assert(xlcfg_mac_unset(v.mac));
+}
+END_TEST
+
+static const struct bad_input bad_vifs[] = {
+    { "foo=1",                          "t.cfg:7: vif 1: unknown key 'foo' (Tandem's vifs take mac=, bridge= and vifname=)" },
+    { "bridge=br0,Mac=00:16:3e:00:00:01", "t.cfg:7: vif 1: unknown key 'Mac'" },
+    { "bridge",                         "t.cfg:7: vif 1: 'bridge' is not a key=value setting" },
+    { "mac=00:16:3e:01:02",             "t.cfg:7: vif 1: mac=00:16:3e:01:02 is not a MAC address" },
+    { "mac=00:16:3e:01:02:03:04",       "t.cfg:7: vif 1: mac=00:16:3e:01:02:03:04 is not a MAC address" },
+    { "mac=0:16:3e:1:2:3",              "t.cfg:7: vif 1: mac=0:16:3e:1:2:3 is not a MAC address" },
+    { "mac=00-16-3e-01-02-03",          "t.cfg:7: vif 1: mac=00-16-3e-01-02-03 is not a MAC address" },
+    { "mac=00:16:3g:01:02:03",          "t.cfg:7: vif 1: mac=00:16:3g:01:02:03 is not a MAC address" },
+    { "mac=",                           "t.cfg:7: vif 1: mac= is not a MAC address" },
+    { "mac=00:16:3e:01:02:0",           "t.cfg:7: vif 1: mac=00:16:3e:01:02:0 is not a MAC address" },
+    { "mac=01:00:5e:00:00:01",          "t.cfg:7: vif 1: mac=01:00:5e:00:00:01 is a multicast address" },
+    { "mac=FF:FF:FF:FF:FF:FF",          "t.cfg:7: vif 1: mac=FF:FF:FF:FF:FF:FF is a multicast address" },
+    { "mac=33:33:00:00:00:01",          "t.cfg:7: vif 1: mac=33:33:00:00:00:01 is a multicast address" },
+    { "mac=00:00:00:00:00:00",          "t.cfg:7: vif 1: mac=00:00:00:00:00:00 is not a usable address" },
+    { "mac=00:16:3e:00:00:01,mac=00:16:3e:00:00:01", "t.cfg:7: vif 1: mac= is given twice" },
+    { "bridge=a,bridge=b",              "t.cfg:7: vif 1: bridge= is given twice" },
+    { "vifname=a,vifname=a",            "t.cfg:7: vif 1: vifname= is given twice" },
+    { "bridge=a234567890123456",        "t.cfg:7: vif 1: bridge=a234567890123456 is longer than 15 characters" },
+    { "vifname=a234567890123456",       "t.cfg:7: vif 1: vifname=a234567890123456 is longer than 15 characters" },
+    { "vifname=a/b",                    "t.cfg:7: vif 1: vifname=a/b may not contain" },
+    { "bridge=br:0",                    "t.cfg:7: vif 1: bridge=br:0 may not contain" },
+    { "bridge=br 0",                    "t.cfg:7: vif 1: bridge=br 0 may not contain" },
+    { "vifname=..",                     "t.cfg:7: vif 1: vifname=.. is not an interface name" },
+    { "devid=0",                        "t.cfg:7: vif 1: devid=0: Tandem numbers vifs by their place in the list, and this one is 1" },
+    { "devid=x",                        "t.cfg:7: vif 1: devid=x: Tandem numbers vifs" },
+};
+
+START_TEST(test_vif_errors)
+{
+    const struct bad_input *b = &bad_vifs[_i];
+    struct tlog_buffer lb;
+    struct domain_vif v, before;
+    int r = vif_of(b->text, 1, &v, &lb);
+
+    memset(&before, 0xa5, sizeof(before));
+    ck_assert_msg(r == -EINVAL, "<%s> accepted (%d)", b->text, r);
+    ck_assert_msg(strncmp(lb.last, b->message, strlen(b->message)) == 0,
+                  "<%s>\n  logged   <%s>\n  expected <%s...>", b->text, lb.last, b->message);
+    /* A failed parse leaves *out alone. */
+    ck_assert_mem_eq(&v, &before, sizeof(v));
+}
+END_TEST
+
+START_TEST(test_mac_text)
+{
+    uint8_t mac[6] = { 0 };
+    char buf[18];
+
+    ck_assert_int_eq(xlcfg_parse_mac("00:16:3E:aB:cd:EF", mac), 0);
+    xlcfg_format_mac(mac, buf);
+    ck_assert_str_eq(buf, "00:16:3e:ab:cd:ef");
+    ck_assert(!xlcfg_mac_unset(mac));
+    ck_assert_int_eq(xlcfg_parse_mac("00:16:3e:ab:cd:ef ", mac), -EINVAL);
+    ck_assert_int_eq(xlcfg_parse_mac(" 00:16:3e:ab:cd:ef", mac), -EINVAL);
+    ck_assert_int_eq(xlcfg_parse_mac("00:16:3e:ab:cd", mac), -EINVAL);
+    ck_assert_int_eq(xlcfg_parse_mac("", mac), -EINVAL);
+    ck_assert_int_eq(xlcfg_parse_mac("0016:3e:ab:cd:ef:00", mac), -EINVAL);
+    ck_assert_str_eq(buf, "00:16:3e:ab:cd:ef");
+    xlcfg_format_mac(mac, buf);
+    ck_assert_str_eq(buf, "00:16:3e:ab:cd:ef");       /* failures change nothing */
+    memset(mac, 0, sizeof(mac));
+    ck_assert(xlcfg_mac_unset(mac));
+}
+END_TEST
+
+/* The vif and disk lists of a config text; lb keeps the last message. */
+static int devices_of(const char *text, struct domain_config *c, struct tlog_buffer *lb)
+{
+    struct xlcfg *cfg = parse_ok(text);
+    int r;
+
+    tlog_buffer_init(lb);
+    memset(c, 0, sizeof(*c));
+    r = xlcfg_get_vifs(cfg, c, &lb->log);
+    if (r == 0)
+        r = xlcfg_get_disks(cfg, c, &lb->log);
+    xlcfg_free(cfg);
+    return r;
+}
+
+START_TEST(test_vif_list)
+{
+    struct domain_config *c = calloc(1, sizeof(*c));
+    struct tlog_buffer lb;
+    struct xlcfg *cfg;
+    char mac[18];
+
+    ck_assert_int_eq(devices_of("name = \"g\"\n", c, &lb), 0);
+    ck_assert_uint_eq(c->nr_vifs, 0);
+    ck_assert_int_eq(devices_of("vif = [ ]\n", c, &lb), 0);
+    ck_assert_uint_eq(c->nr_vifs, 0);
+
+    ck_assert_int_eq(devices_of("vif = [\n"
+                                "  'mac=00:16:3e:00:00:01,bridge=xenbr0',\n"
+                                "  '',\n"
+                                "  \"vifname=g-2\",\n"
+                                "  'bridge=xenbr0,mac=02:00:00:00:00:09',\n"
+                                "]\n", c, &lb), 0);
+    ck_assert_str_eq(lb.last, "");
+    ck_assert_uint_eq(c->nr_vifs, 4);
+    xlcfg_format_mac(c->vifs[0].mac, mac);
+    ck_assert_str_eq(mac, "00:16:3e:00:00:01");
+    ck_assert_str_eq(c->vifs[0].bridge, "xenbr0");
+    ck_assert(xlcfg_mac_unset(c->vifs[1].mac));
+    ck_assert_str_eq(c->vifs[1].bridge, "");
+    ck_assert_str_eq(c->vifs[2].ifname, "g-2");
+    xlcfg_format_mac(c->vifs[3].mac, mac);
+    ck_assert_str_eq(mac, "02:00:00:00:00:09");
+
+    /* Errors name the item's own line. */
+    ck_assert_int_eq(devices_of("name = \"g\"\nvif = [ 'bridge=b',\n\n  'bridge=c,oops=1' ]\n", c, &lb),
+                     -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:4: vif 1: unknown key 'oops' (Tandem's vifs take mac=, bridge= and "
+                     "vifname=)");
+    ck_assert_uint_eq(c->nr_vifs, 0);
+    ck_assert_int_eq(devices_of("vif = [ '', '', '', '',\n '' ]\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:2: more than 4 vifs: Tandem gives a guest at most 4");
+    ck_assert_uint_eq(c->nr_vifs, 0);
+    ck_assert_int_eq(devices_of("vif = [ 'mac=00:16:3e:0a:0b:0c', '',\n"
+                                "        'mac=00:16:3E:0A:0B:0C' ]\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:2: vif 2: mac=00:16:3e:0a:0b:0c is already vif 0's");
+    ck_assert_int_eq(devices_of("vif = [ 'vifname=v0', 'vifname=v0' ]\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:1: vif 1: vifname=v0 is already vif 0's");
+    ck_assert_int_eq(devices_of("vif = 'bridge=xenbr0'\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:1: 'vif' is a single value but should be a list");
+    /* Numbers are their text, here no vifspec. */
+    ck_assert_int_eq(devices_of("vif = [ 1 ]\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:1: vif 0: '1' is not a key=value setting");
+
+    /* Command-line settings add to the list and are named as such. */
+    cfg = parse_ok("vif = [ 'bridge=br0' ]\n");
+    tlog_buffer_init(&lb);
+    ck_assert_int_eq(xlcfg_apply_override(cfg, "vif += [ 'bridge=br1', 'mac=01:02:03:04:05:06' ]", &lb.log), 0);
+    ck_assert_int_eq(xlcfg_get_vifs(cfg, c, &lb.log), -EINVAL);
+    ck_assert_str_eq(lb.last, "command line:1: vif 2: mac=01:02:03:04:05:06 is a multicast address (the "
+                     "first byte must be even)");
+    xlcfg_free(cfg);
+    free(c);
+}
+END_TEST
+
+/* ---- guest devices: disk= ---- */
+
+static int disk_of(const char *spec, unsigned index, struct domain_disk *d, struct tlog_buffer *lb)
+{
+    tlog_buffer_init(lb);
+    memset(d, 0xa5, sizeof(*d));
+    return xlcfg_parse_disk(spec, index, "t.cfg", 3, d, &lb->log);
+}
+
+struct good_disk {
+    const char *spec;
+    const char *target, *vdev;
+    bool readonly;
+    const char *warning;        /* the start of the last warning, or "" */
+};
+
+static const struct good_disk good_disks[] = {
+    /* xl-disk-configuration(5)'s equivalent forms */
+    { "/dev/vg/guest-volume,,hda",                 "/dev/vg/guest-volume", "hda", false, "" },
+    { "/dev/vg/guest-volume,raw,hda,rw",           "/dev/vg/guest-volume", "hda", false, "" },
+    { "format=raw, vdev=hda, access=rw, target=/dev/vg/guest-volume", "/dev/vg/guest-volume", "hda", false, "" },
+    { "raw:/dev/vg/guest-volume,hda,w",            "/dev/vg/guest-volume", "hda", false, "" },
+    /* positional */
+    { "/srv/g1.img,raw,xvda,rw",                   "/srv/g1.img", "xvda", false, "" },
+    { "/srv/g1.img,raw,xvda",                      "/srv/g1.img", "xvda", false, "" },
+    { "/srv/g1.img,raw,xvdb,ro",                   "/srv/g1.img", "xvdb", true, "" },
+    { "/srv/g1.img,raw,xvdb,r",                    "/srv/g1.img", "xvdb", true, "" },
+    { "/srv/g1.img,raw,xvdb,w",                    "/srv/g1.img", "xvdb", false, "" },
+    { "/srv/g1.img,raw,xvdb,",                     "/srv/g1.img", "xvdb", false, "" },
+    { " /srv/g1.img , raw , sdb , ro ",            "/srv/g1.img", "sdb", true, "" },
+    { "/srv/g1.img,raw,xvda:disk,rw",              "/srv/g1.img", "xvda", false, "" },
+    /* named, in any order, mixed with positional ones */
+    { "vdev=vdc,access=ro,target=/srv/g1.img",     "/srv/g1.img", "vdc", true, "" },
+    { "access=r,/srv/g1.img,raw,xvde",             "/srv/g1.img", "xvde", true, "" },
+    { "/srv/g1.img,raw,vdev=xvdf,ro",              "/srv/g1.img", "xvdf", true, "" },
+    { "format=raw,/srv/g1.img,xvdg",               "/srv/g1.img", "xvdg", false, "" },
+    { ",raw,xvda,rw,target=/srv/g1.img",           "/srv/g1.img", "xvda", false, "" },
+    { "devtype=disk,/srv/g1.img,,vda",             "/srv/g1.img", "vda", false, "" },
+    { "format=raw,format=raw,vdev=xvda,target=/a", "/a", "xvda", false, "" },
+    { "format=,vdev=xvda,access=,target=/a",       "/a", "xvda", false, "" },
+    /* target= takes the rest: commas, '=' and trailing blanks */
+    { "vdev=xvda, target=/srv/a,b=c.img",          "/srv/a,b=c.img", "xvda", false, "" },
+    { "vdev=xvda,target=/srv/a.img,",              "/srv/a.img", "xvda", false, "" },
+    { "vdev=xvda,target=/srv/a b ",                "/srv/a b ", "xvda", false, "" },
+    { "vdev=xvda,target = /srv/a",                 "/srv/a", "xvda", false, "" },
+    { "vdev=xvda,target=\t/srv/a",                "/srv/a", "xvda", false, "" },
+    /* Xen's deprecated prefixes */
+    { "file:/srv/g1.img,xvda,w",                   "/srv/g1.img", "xvda", false, "" },
+    { "phy:/dev/vg/g1,xvda,r",                     "/dev/vg/g1", "xvda", true, "" },
+    { "tap:aio:/srv/g1.img,xvda,w",                "/srv/g1.img", "xvda", false, "" },
+    { "tap2:tapdisk:aio:/srv/g1.img,xvda,w",       "/srv/g1.img", "xvda", false, "" },
+    { "ioemu:/srv/g1.img,hda:disk,w",              "/srv/g1.img", "hda", false, "" },
+    /* as in Xen, a target not starting with '/' is under /dev */
+    { "vg/guest-volume,,hda",                      "/dev/vg/guest-volume", "hda", false, "" },
+    { "phy:sdb,xvda,w",                            "/dev/sdb", "xvda", false, "" },
+    /* vdevs */
+    { "/a,,xvdaa",                                 "/a", "xvdaa", false, "" },
+    { "/a,,xvdzzz",                                "/a", "xvdzzz", false, "" },
+    { "/a,,sdz",                                   "/a", "sdz", false, "" },
+    { "/a,,hdt",                                   "/a", "hdt", false, "" },
+    /* Xen settings that mean nothing here */
+    { "/a,raw,xvda,backendtype=qdisk",             "/a", "xvda", false, "t.cfg:3: disk 1: 'backendtype=qdisk' ignored: " },
+    { "backendtype=phy,/a,raw,xvda",               "/a", "xvda", false, "t.cfg:3: disk 1: 'backendtype=phy' ignored: " },
+    { "/a,raw,xvda,specification=virtio",          "/a", "xvda", false, "" },
+    { "/a,raw,xvda,specification=xen",             "/a", "xvda", false, "t.cfg:3: disk 1: 'specification=xen' ignored: " },
+    { "/a,raw,xvda,backend=dom0",                  "/a", "xvda", false, "t.cfg:3: disk 1: 'backend=' ignored: " },
+    { "/a,raw,xvda,grant_usage=1",                 "/a", "xvda", false, "t.cfg:3: disk 1: 'grant_usage=' ignored: " },
+    { "/a,raw,xvda,direct-io-safe",                "/a", "xvda", false, "t.cfg:3: disk 1: 'direct-io-safe' ignored: " },
+    { "/a,raw,xvda,discard",                       "/a", "xvda", false, "t.cfg:3: disk 1: 'discard' ignored: " },
+    { "no-discard,/a,raw,xvda",                    "/a", "xvda", false, "t.cfg:3: disk 1: 'no-discard' ignored: " },
+    { "/a,raw,xvda,ro,trusted",                    "/a", "xvda", true, "t.cfg:3: disk 1: 'trusted' ignored: " },
+    { "/a,raw,xvda,untrusted",                     "/a", "xvda", false, "t.cfg:3: disk 1: 'untrusted' ignored: " },
+    { "/a,raw,xvda,colo,colo-host=h,colo-port=9", "/a", "xvda", false, "t.cfg:3: disk 1: 'colo-port=' ignored: " },
+    { "/a,raw,xvda,active-disk=/x,hidden-disk=/y", "/a", "xvda", false, "t.cfg:3: disk 1: 'hidden-disk=' ignored: " },
+    { "/a,raw,xvda,colo-export=e,no-colo",         "/a", "xvda", false, "t.cfg:3: disk 1: 'no-colo' ignored: " },
+    { "script=,/a,raw,xvda",                       "/a", "xvda", false, "" },
+};
+
+START_TEST(test_disk_forms)
+{
+    const struct good_disk *g = &good_disks[_i];
+    struct tlog_buffer lb;
+    struct domain_disk d;
+    int r = disk_of(g->spec, 1, &d, &lb);
+
+    ck_assert_msg(r == 0, "<%s> refused: %s", g->spec, lb.last);
+    ck_assert_msg(strncmp(lb.last, g->warning, strlen(g->warning)) == 0 && (g->warning[0] || !lb.last[0]),
+                  "<%s>\n  warned   <%s>\n  expected <%s...>", g->spec, lb.last, g->warning);
+    ck_assert_str_eq(d.target, g->target);
+    ck_assert_str_eq(d.vdev, g->vdev);
+    ck_assert_int_eq(d.readonly, g->readonly);
+}
+END_TEST
+
+static const struct bad_input bad_disks[] = {
+    { "/srv/a.qcow2,qcow2,xvda,rw",     "t.cfg:3: disk 0: format qcow2 is not supported: Tandem reads raw images only" },
+    { "format=vhd,vdev=xvda,target=/a", "t.cfg:3: disk 0: format vhd is not supported" },
+    { "qcow2:/a,xvda,w",                "t.cfg:3: disk 0: format qcow2 is not supported" },
+    { "/a,qcow,xvda",                   "t.cfg:3: disk 0: format qcow is not supported" },
+    { "/a,qed,xvda",                    "t.cfg:3: disk 0: format qed is not supported" },
+    { "/a,empty,xvda",                  "t.cfg:3: disk 0: format empty (a drive without a medium) is not supported" },
+    { "/a,vmdk,xvda",                   "t.cfg:3: disk 0: unknown format 'vmdk' (Tandem reads raw images)" },
+    { "/a,raw,xvda,rx",                 "t.cfg:3: disk 0: access=rx is not r, ro, rw or w" },
+    { "access=RW,vdev=xvda,target=/a",  "t.cfg:3: disk 0: access=RW is not r, ro, rw or w" },
+    { "/a,raw,xvda1",                   "t.cfg:3: disk 0: vdev 'xvda1' is not xvd, hd, sd or vd followed by one to three lower-case letters" },
+    { "/a,raw,xvd",                     "t.cfg:3: disk 0: vdev 'xvd' is not" },
+    { "/a,raw,nvme0n1",                 "t.cfg:3: disk 0: vdev 'nvme0n1' is not" },
+    { "/a,raw,xvdabcd",                 "t.cfg:3: disk 0: vdev 'xvdabcd' is not" },
+    { "/a,raw,XVDA",                    "t.cfg:3: disk 0: vdev 'XVDA' is not" },
+    { "/a,raw",                         "t.cfg:3: disk 0: no vdev given" },
+    { "/a",                             "t.cfg:3: disk 0: no vdev given" },
+    { "",                               "t.cfg:3: disk 0: no vdev given" },
+    { ",raw,xvda",                      "t.cfg:3: disk 0: no target given (the raw image file)" },
+    { "vdev=xvda",                      "t.cfg:3: disk 0: no target given" },
+    { "vdev=xvda,target=",              "t.cfg:3: disk 0: no target given" },
+    { "vdev=xvda,target= ,",            "t.cfg:3: disk 0: no target given" },
+    { ",xvda:disk,rw",                  "t.cfg:3: disk 0: no target given" },
+    { "/root/image.iso,,hdc,cdrom",     "t.cfg:3: disk 0: CD-ROM drives are not supported" },
+    { "/root/image.iso,,hdc,,cdrom",    "t.cfg:3: disk 0: CD-ROM drives are not supported" },
+    { "/root/image.iso,raw,hdc,devtype=cdrom", "t.cfg:3: disk 0: CD-ROM drives are not supported" },
+    { "/root/image.iso,,hdc:cdrom",     "t.cfg:3: disk 0: CD-ROM drives are not supported" },
+    { ",hdc:cdrom,r",                   "t.cfg:3: disk 0: CD-ROM drives are not supported" },
+    { "/a,raw,xvda,devtype=floppy",     "t.cfg:3: disk 0: devtype=floppy is not a device type (disk)" },
+    { "/a,raw,xvda:usb",                "t.cfg:3: disk 0: unknown device type 'usb' in 'xvda:usb' (disk)" },
+    { "script=block-iscsi,vdev=xvda,target=iqn.x:y", "t.cfg:3: disk 0: script=block-iscsi is not supported" },
+    { "iscsi:iqn.2001-04.com.example:g1,xvda,w", "t.cfg:3: disk 0: 'iscsi:' names a block script (script=block-iscsi)" },
+    { "nbd:host:1234,xvda,w",           "t.cfg:3: disk 0: 'nbd:' names a block script" },
+    { "drbd:r0,xvda,w",                 "t.cfg:3: disk 0: 'drbd:' names a block script" },
+    { "foo:/a,xvda,w",                  "t.cfg:3: disk 0: unknown prefix 'foo:'" },
+    { "xvda:",                          "t.cfg:3: disk 0: unknown prefix 'xvda:'" },
+    { "bogus=1,/a,raw,xvda",            "t.cfg:3: disk 0: unknown parameter 'bogus=' (Tandem's disks take target=, format=, vdev= and access=)" },
+    { "/a,raw,xvda,rw,extra",           "t.cfg:3: disk 0: too many positional parameters at 'extra' (target, format, vdev, access)" },
+    { "vdev=xvda,vdev=xvdb,target=/a",  "t.cfg:3: disk 0: vdev is given twice ('xvda' and 'xvdb')" },
+    { "/a,raw,xvda,target=/b",          "t.cfg:3: disk 0: target is given twice ('/a' and '/b')" },
+    { "/a,raw,xvda,format=qcow2",       "t.cfg:3: disk 0: format is given twice ('raw' and 'qcow2')" },
+    { "/a,raw,xvda,ro,access=rw",       "t.cfg:3: disk 0: access is given twice ('ro' and 'rw')" },
+    { "/a,raw,xvda,backendtype=foo",    "t.cfg:3: disk 0: backendtype=foo is not one of Xen's (phy, tap, qdisk, standalone)" },
+    { "/a,raw,xvda,specification=scsi", "t.cfg:3: disk 0: specification=scsi is not xen or virtio" },
+    { "/a,raw,xvda,grant_usage=2",      "t.cfg:3: disk 0: grant_usage=2 is not 0 or 1" },
+    { "/a=b,raw,xvda",                  "t.cfg:3: disk 0: unknown parameter '/a='" },
+};
+
+START_TEST(test_disk_errors)
+{
+    const struct bad_input *b = &bad_disks[_i];
+    struct tlog_buffer lb;
+    struct domain_disk d, before;
+    int r = disk_of(b->text, 0, &d, &lb);
+
+    memset(&before, 0xa5, sizeof(before));
+    ck_assert_msg(r == -EINVAL, "<%s> accepted (%d)", b->text, r);
+    ck_assert_msg(strncmp(lb.last, b->message, strlen(b->message)) == 0,
+                  "<%s>\n  logged   <%s>\n  expected <%s...>", b->text, lb.last, b->message);
+    ck_assert_mem_eq(&d, &before, sizeof(d));
+}
+END_TEST
+
+START_TEST(test_disk_target_length)
+{
+    char spec[DOMAIN_DISK_PATH_MAX + 64];
+    struct tlog_buffer lb;
+    struct domain_disk d;
+
+    /* 1023 characters fit, 1024 do not; a relative one counts its /dev/. */
+    memset(spec, 'a', sizeof(spec));
+    memcpy(spec, "vdev=xvda,target=/", 18);
+    spec[17 + DOMAIN_DISK_PATH_MAX - 1] = '\0';
+    ck_assert_int_eq(disk_of(spec, 0, &d, &lb), 0);
+    ck_assert_uint_eq(strlen(d.target), DOMAIN_DISK_PATH_MAX - 1);
+    memset(spec, 'a', sizeof(spec));
+    memcpy(spec, "vdev=xvda,target=/", 18);
+    spec[17 + DOMAIN_DISK_PATH_MAX] = '\0';
+    ck_assert_int_eq(disk_of(spec, 0, &d, &lb), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(lb.last, "t.cfg:3: disk 0: target /aaaa"));
+    ck_assert_ptr_nonnull(strstr(lb.last, "is longer than 1023 characters"));
+    memset(spec, 'a', sizeof(spec));
+    memcpy(spec, "vdev=xvda,target=", 17);
+    spec[17 + DOMAIN_DISK_PATH_MAX - 5] = '\0';
+    ck_assert_int_eq(disk_of(spec, 0, &d, &lb), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(lb.last, "t.cfg:3: disk 0: target /dev/aaaa"));
+    spec[17 + DOMAIN_DISK_PATH_MAX - 6] = '\0';
+    ck_assert_int_eq(disk_of(spec, 0, &d, &lb), 0);
+    ck_assert_uint_eq(strlen(d.target), DOMAIN_DISK_PATH_MAX - 1);
+    ck_assert(strncmp(d.target, "/dev/aaa", 8) == 0);
+}
+END_TEST
+
+START_TEST(test_disk_list)
+{
+    struct domain_config *c = calloc(1, sizeof(*c));
+    struct tlog_buffer lb;
+
+    ck_assert_int_eq(devices_of("disk = [\n"
+                                "    '/srv/g1.img,raw,xvda,rw',     # the root disk\n"
+                                "    'format=raw, vdev=xvdb, access=ro, target=/srv/data,1.img',\n"
+                                "    'file:/srv/swap.img,hda,w',\n"
+                                "    'vg/g1-logs,,sda',\n"
+                                "]\n", c, &lb), 0);
+    ck_assert_str_eq(lb.last, "");
+    ck_assert_uint_eq(c->nr_disks, 4);
+    ck_assert_str_eq(c->disks[0].target, "/srv/g1.img");
+    ck_assert_str_eq(c->disks[0].vdev, "xvda");
+    ck_assert(!c->disks[0].readonly);
+    ck_assert_str_eq(c->disks[1].target, "/srv/data,1.img");
+    ck_assert(c->disks[1].readonly);
+    ck_assert_str_eq(c->disks[2].vdev, "hda");
+    ck_assert_str_eq(c->disks[3].target, "/dev/vg/g1-logs");
+
+    ck_assert_int_eq(devices_of("disk = [ '/a,,xvda', '/b,,xvdb', '/c,,xvdc',\n"
+                                "  '/d,,xvdd',\n  '/e,,xvde' ]\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:3: more than 4 disks: Tandem gives a guest at most 4");
+    ck_assert_uint_eq(c->nr_disks, 0);
+    ck_assert_int_eq(devices_of("disk = [ '/a,,xvda',\n"
+                                "  'vdev=xvda,target=/b' ]\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:2: disk 1: vdev xvda is already disk 0's");
+    ck_assert_uint_eq(c->nr_disks, 0);
+    ck_assert_int_eq(devices_of("memory = 64\ndisk = '/a,,xvda'\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:2: 'disk' is a single value but should be a list");
+    ck_assert_int_eq(devices_of("disk = [\n\n'/a,raw,xvda,rw', '/b,qcow2,xvdb,rw' ]\n", c, &lb), -EINVAL);
+    ck_assert_str_eq(lb.last, "t.cfg:3: disk 1: format qcow2 is not supported: Tandem reads raw images "
+                     "only (qemu-img convert -O raw makes one)");
+    free(c);
+}
+END_TEST
+
+/* ---- MACs assigned at create ---- */
+
+START_TEST(test_assign_macs)
+{
+    struct domain_config *c = calloc(1, sizeof(*c));
+    struct tlog_buffer lb;
+    uint8_t first[DOMAIN_MAX_VIFS][6];
+    unsigned i, j, round, differ = 0;
+
+    c->nr_vifs = 4;
+    ck_assert_int_eq(xlcfg_parse_mac("00:16:3e:7f:00:01", c->vifs[1].mac), 0);
+    ck_assert_int_eq(xlcfg_parse_mac("02:00:00:00:00:02", c->vifs[3].mac), 0);
+    tlog_buffer_init(&lb);
+    ck_assert_int_eq(xlcfg_assign_macs(c, &lb.log), 0);
+    ck_assert_str_eq(lb.last, "");
+    for (i = 0; i < 4; i++) {
+        char mac[18];
+        xlcfg_format_mac(c->vifs[i].mac, mac);
+        if (i == 1) {
+            ck_assert_str_eq(mac, "00:16:3e:7f:00:01");
+        } else if (i == 3) {
+            ck_assert_str_eq(mac, "02:00:00:00:00:02");
+        } else {
+            /* Xen's prefix; libxl's half of its range. */
+            ck_assert_msg(strncmp(mac, "00:16:3e:", 9) == 0, "generated %s", mac);
+            ck_assert_msg(c->vifs[i].mac[3] < 0x80, "generated %s", mac);
+        }
+        for (j = 0; j < i; j++)
+            ck_assert_msg(memcmp(c->vifs[i].mac, c->vifs[j].mac, 6) != 0, "vif %u and %u share %s", i, j, mac);
+    }
+    /* Assigned once, kept: assigning again changes nothing. */
+    for (i = 0; i < 4; i++)
+        memcpy(first[i], c->vifs[i].mac, 6);
+    ck_assert_int_eq(xlcfg_assign_macs(c, &lb.log), 0);
+    for (i = 0; i < 4; i++)
+        ck_assert_mem_eq(first[i], c->vifs[i].mac, 6);
+
+    /* Random: fresh domains get other MACs (2^23 choices; 32 alike would
+     * mean the bytes are not random). */
+    for (round = 0; round < 32; round++) {
+        memset(c, 0, sizeof(*c));
+        c->nr_vifs = 1;
+        ck_assert_int_eq(xlcfg_assign_macs(c, &lb.log), 0);
+        ck_assert(!xlcfg_mac_unset(c->vifs[0].mac));
+        ck_assert(memcmp(c->vifs[0].mac, "\x00\x16\x3e", 3) == 0 && c->vifs[0].mac[3] < 0x80);
+        differ += memcmp(c->vifs[0].mac, first[0], 6) != 0;
+    }
+    ck_assert_uint_gt(differ, 16);
+
+    /* A config file replacing a running domain's keeps its MACs: same
+     * devid, not given in the file, not taken by another of its vifs. */
+    {
+        struct domain_config *from = calloc(1, sizeof(*from));
+        char mac[18];
+        from->nr_vifs = 3;
+        ck_assert_int_eq(xlcfg_parse_mac("00:16:3e:00:00:0a", from->vifs[0].mac), 0);
+        ck_assert_int_eq(xlcfg_parse_mac("00:16:3e:00:00:0b", from->vifs[1].mac), 0);
+        ck_assert_int_eq(xlcfg_parse_mac("00:16:3e:00:00:0c", from->vifs[2].mac), 0);
+        memset(c, 0, sizeof(*c));
+        c->nr_vifs = 4;
+        ck_assert_int_eq(xlcfg_parse_mac("02:00:00:00:00:01", c->vifs[1].mac), 0);
+        ck_assert_int_eq(xlcfg_parse_mac("00:16:3e:00:00:0c", c->vifs[3].mac), 0);
+        xlcfg_keep_macs(c, from);
+        xlcfg_format_mac(c->vifs[0].mac, mac);
+        ck_assert_str_eq(mac, "00:16:3e:00:00:0a");
+        xlcfg_format_mac(c->vifs[1].mac, mac);
+        ck_assert_str_eq(mac, "02:00:00:00:00:01");     /* its own mac= wins */
+        ck_assert(xlcfg_mac_unset(c->vifs[2].mac));      /* vif 3 has it */
+        xlcfg_format_mac(c->vifs[3].mac, mac);
+        ck_assert_str_eq(mac, "00:16:3e:00:00:0c");
+        free(from);
+    }
+
+    /* Only vifs that exist get one. */
+    memset(c, 0, sizeof(*c));
+    c->nr_vifs = 2;
+    ck_assert_int_eq(xlcfg_assign_macs(c, &lb.log), 0);
+    ck_assert(!xlcfg_mac_unset(c->vifs[1].mac));
+    ck_assert(xlcfg_mac_unset(c->vifs[2].mac));
+    free(c);
+}
+END_TEST
+
+/* ---- the domain config's JSON (xen/config.c) ---- */
+
+static struct domain_config *config_from_text(const char *text)
+{
+    struct domain_config *c = malloc(sizeof(*c));
+    struct tlog_buffer lb;
+    struct xlcfg *cfg = parse_ok(text);
+
+    domain_config_init(c);
+    snprintf(c->name, sizeof(c->name), "g1");
+    snprintf(c->kernel, sizeof(c->kernel), "/boot/k");
+    tlog_buffer_init(&lb);
+    ck_assert_msg(xlcfg_get_vifs(cfg, c, &lb.log) == 0 && xlcfg_get_disks(cfg, c, &lb.log) == 0, "%s", lb.last);
+    xlcfg_free(cfg);
+    return c;
+}
+
+START_TEST(test_json_devices_round_trip)
+{
+    struct domain_config *c = config_from_text(
+        "vif = [ 'mac=00:16:3e:01:02:03,bridge=xenbr0', 'vifname=g1-e1', '' ]\n"
+        "disk = [ '/srv/g1.img,raw,xvda,rw', 'vdev=xvdb,access=ro,target=/srv/a \"b\",c.img' ]\n");
+    struct domain_config *d = malloc(sizeof(*d));
+    struct tlog_buffer lb;
+    char *json = malloc(16384), *json2 = malloc(16384);
+
+    tlog_buffer_init(&lb);
+    ck_assert_int_eq(xlcfg_assign_macs(c, &lb.log), 0);
+    ck_assert_int_eq(domain_config_check(c, &lb.log), 0);
+    ck_assert_int_eq(domain_config_to_json(c, json, 16384), 0);
+    ck_assert_ptr_nonnull(strstr(json, "\"vifs\":[{\"mac\":\"00:16:3e:01:02:03\",\"bridge\":\"xenbr0\",\"vifname\":\"\"}"));
+    ck_assert_ptr_nonnull(strstr(json, "\"access\":\"ro\""));
+    ck_assert_int_eq(domain_config_from_json(json, d, &lb.log), 0);
+    ck_assert_str_eq(lb.last, "");
+    ck_assert_mem_eq(c, d, sizeof(*c));
+    ck_assert_uint_eq(d->nr_vifs, 3);
+    ck_assert_uint_eq(d->nr_disks, 2);
+    ck_assert_str_eq(d->disks[1].target, "/srv/a \"b\",c.img");
+    ck_assert(d->disks[1].readonly);
+    ck_assert_int_eq(domain_config_to_json(d, json2, 16384), 0);
+    ck_assert_str_eq(json, json2);
+
+    /* A MAC not yet assigned (xl create -n, a config file for xl
+     * migrate -C) is left out and reads back unassigned. */
+    memset(c->vifs[2].mac, 0, 6);
+    ck_assert_int_eq(domain_config_to_json(c, json, 16384), 0);
+    ck_assert_ptr_nonnull(strstr(json, "{\"bridge\":\"\",\"vifname\":\"\"}"));
+    ck_assert_int_eq(domain_config_from_json(json, d, &lb.log), 0);
+    ck_assert(xlcfg_mac_unset(d->vifs[2].mac));
+    ck_assert_mem_eq(c, d, sizeof(*c));
+    free(json);
+    free(json2);
+    free(c);
+    free(d);
+}
+END_TEST
+
+START_TEST(test_json_without_devices)
+{
+    /* A config from before Tandem had devices: no devices. */
+    static const char old[] =
+        "{\"name\":\"g1\",\"memory\":128,\"vcpus\":1,\"kernel\":\"\\/k\",\"cmdline\":\"\","
+        "\"on_poweroff\":\"destroy\",\"on_reboot\":\"restart\",\"on_crash\":\"destroy\",\"log_dirty\":\"auto\"}";
+    struct domain_config *c = malloc(sizeof(*c));
+    struct tlog_buffer lb;
+    char json[4096];
+
+    tlog_buffer_init(&lb);
+    memset(c, 0x5a, sizeof(*c));
+    ck_assert_int_eq(domain_config_from_json(old, c, &lb.log), 0);
+    ck_assert_uint_eq(c->nr_vifs, 0);
+    ck_assert_uint_eq(c->nr_disks, 0);
+    ck_assert(xlcfg_mac_unset(c->vifs[0].mac));
+    /* ... and writes the same text again: no empty device lists. */
+    ck_assert_int_eq(domain_config_to_json(c, json, sizeof(json)), 0);
+    ck_assert_str_eq(json, old);
+    ck_assert_int_eq(domain_config_from_json("{\"name\":\"g1\",\"kernel\":\"/k\",\"vifs\":[],\"disks\":[]}",
+                                             c, &lb.log), 0);
+    ck_assert_uint_eq(c->nr_vifs + c->nr_disks, 0);
+    free(c);
+}
+END_TEST
+
+static const struct bad_input bad_json[] = {
+    { "\"vifs\":{}",                                        "domain config: 'vifs' must be a list of at most 4 objects" },
+    { "\"vifs\":[{},{},{},{},{}]",                          "domain config: 'vifs' must be a list of at most 4 objects" },
+    { "\"vifs\":[\"bridge=br0\"]",                          "domain config: vifs[0] must be an object" },
+    { "\"vifs\":[{\"bridge\":\"br0\",\"model\":\"e1000\"}]", "domain config: vifs[0]: unknown key 'model'" },
+    { "\"vifs\":[{\"mac\":\"00:16:3e:01:02\"}]",            "domain config: vifs[0].mac '00:16:3e:01:02' is not a MAC address" },
+    { "\"vifs\":[{\"mac\":\"00:00:00:00:00:00\"}]",         "domain config: vifs[0].mac '00:00:00:00:00:00' is not a MAC address" },
+    { "\"vifs\":[{\"mac\":5}]",                             "domain config: vifs[0].mac must be a string" },
+    { "\"vifs\":[{},{\"mac\":\"01:00:5e:00:00:01\"}]",      "domain config: vif 1: MAC 01:00:5e:00:00:01 is a multicast address" },
+    { "\"vifs\":[{\"mac\":\"00:16:3e:00:00:01\"},{\"mac\":\"00:16:3E:00:00:01\"}]", "domain config: vif 1: MAC 00:16:3e:00:00:01 is already vif 0's" },
+    { "\"vifs\":[{\"bridge\":\"a234567890123456\"}]",       "domain config: vifs[0].bridge must be a string shorter than 16" },
+    { "\"vifs\":[{\"vifname\":\"a/b\"}]",                   "domain config: vif 0: bridge '' or vifname 'a/b' is not an interface name" },
+    { "\"vifs\":[{\"vifname\":\"v\"},{\"vifname\":\"v\"}]", "domain config: vif 1: vifname v is already vif 0's" },
+    { "\"vifs\":[{\"bridge\":\"a\\u0000b\"}]",              "domain config: vifs[0].bridge must be a string" },
+    { "\"disks\":[{\"target\":\"/a\",\"vdev\":\"xvda\"}]",  "domain config: disks[0] needs target, vdev and access" },
+    { "\"disks\":[{\"target\":\"/a\",\"vdev\":\"xvda\",\"access\":\"w\"}]", "domain config: disks[0].access 'w' is not rw or ro" },
+    { "\"disks\":[{\"target\":\"/a\",\"vdev\":\"xvda\",\"access\":\"rw\",\"format\":\"raw\"}]", "domain config: disks[0]: unknown key 'format'" },
+    { "\"disks\":[{\"target\":\"a\",\"vdev\":\"xvda\",\"access\":\"rw\"}]", "domain config: disk 0: the target must be an absolute path" },
+    { "\"disks\":[{\"target\":\"\",\"vdev\":\"xvda\",\"access\":\"rw\"}]", "domain config: disk 0: the target must be an absolute path" },
+    { "\"disks\":[{\"target\":\"/a\",\"vdev\":\"xvda1\",\"access\":\"rw\"}]", "domain config: disk 0: vdev 'xvda1' is not" },
+    { "\"disks\":[{\"target\":\"/a\",\"vdev\":\"xvda\",\"access\":\"rw\"},{\"target\":\"/b\",\"vdev\":\"xvda\",\"access\":\"ro\"}]", "domain config: disk 1: vdev xvda is already disk 0's" },
+    { "\"disks\":[{\"target\":true,\"vdev\":\"xvda\",\"access\":\"rw\"}]", "domain config: disks[0].target must be a string" },
+    { "\"disks\":[1]",                                      "domain config: disks[0] must be an object" },
+    { "\"disks\":\"/a,,xvda\"",                             "domain config: 'disks' must be a list of at most 4 objects" },
+};
+
+START_TEST(test_json_bad_devices)
+{
+    const struct bad_input *b = &bad_json[_i];
+    struct domain_config *c = malloc(sizeof(*c));
+    struct tlog_buffer lb;
+    char json[1024];
+
+    snprintf(json, sizeof(json), "{\"name\":\"g1\",\"kernel\":\"/k\",%s}", b->text);
+    tlog_buffer_init(&lb);
+    ck_assert_msg(domain_config_from_json(json, c, &lb.log) == -EINVAL, "accepted %s", json);
+    ck_assert_msg(strncmp(lb.last, b->message, strlen(b->message)) == 0,
+                  "<%s>\n  logged   <%s>\n  expected <%s...>", json, lb.last, b->message);
+    ck_assert_uint_eq(c->nr_vifs + c->nr_disks, 0);
+    free(c);
+}
+END_TEST
+
+START_TEST(test_json_fits_registry)
+{
+    struct domain_config *c = config_from_text("vif = [ '', '', '', '' ]\n");
+    struct registry_entry *e = malloc(sizeof(*e));
+    struct tlog_buffer lb;
+    size_t room;
+    unsigned i;
+
+    /* Four disks with the longest paths of slashes (which JSON writes as
+     * two characters each), a long kernel path: the JSON cannot fit. */
+    c->nr_disks = 4;
+    for (i = 0; i < 4; i++) {
+        memset(c->disks[i].target, '/', DOMAIN_DISK_PATH_MAX - 1);
+        snprintf(c->disks[i].vdev, sizeof(c->disks[i].vdev), "xvd%c", 'a' + i);
+    }
+    memset(c->kernel, '/', 4000);
+    c->kernel[4000] = '\0';
+    tlog_buffer_init(&lb);
+    ck_assert_int_eq(domain_config_check(c, &lb.log), -E2BIG);
+    ck_assert_ptr_nonnull(strstr(lb.last, "the domain config is too large"));
+
+    /* Shrink the kernel path until it fits: then the registry can keep it,
+     * with the MACs that are still to be assigned. */
+    for (room = 4000; room > 0 && domain_config_check(c, NULL) != 0; room -= 50)
+        c->kernel[room] = '\0';
+    ck_assert_uint_gt(room, 0);
+    tlog_buffer_init(&lb);
+    ck_assert_int_eq(domain_config_check(c, &lb.log), 0);
+    ck_assert_int_eq(xlcfg_assign_macs(c, &lb.log), 0);
+    ck_assert_int_eq(domain_config_to_json(c, e->config_json, sizeof(e->config_json)), 0);
+    free(e);
+    free(c);
+}
+END_TEST
+
+START_TEST(test_config_check_devices)
+{
+    struct domain_config *c = config_from_text("vif = [ 'bridge=b' ]\ndisk = [ '/a,,xvda' ]\n");
+    struct tlog_buffer lb;
+
+    tlog_buffer_init(&lb);
+    ck_assert_int_eq(domain_config_check(c, &lb.log), 0);
+    c->nr_vifs = DOMAIN_MAX_VIFS + 1;
+    ck_assert_int_eq(domain_config_check(c, &lb.log), -EINVAL);
+    c->nr_vifs = 1;
+    c->disks[0].target[0] = 'a';
+    ck_assert_int_eq(domain_config_check(c, &lb.log), -EINVAL);
+    ck_assert_str_eq(lb.last, "disk 0: the target must be an absolute path of at most 1023 characters");
+    c->disks[0].target[0] = '/';
+    memset(c->vifs[0].bridge, 'b', sizeof(c->vifs[0].bridge));
+    ck_assert_int_eq(domain_config_check(c, &lb.log), -EINVAL);
+    free(c);
+}
+END_TEST
+
+
 Suite *unit_suite(void)
 {
     Suite *s = suite_create("xlcfg");
@@ -866,6 +1585,25 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_many_keys);
     tcase_add_test(tc, test_parse_file);
     tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("devices");
+    tcase_add_loop_test(tc, test_vif_forms, 0, (int)(sizeof(good_vifs) / sizeof(good_vifs[0])));
+    tcase_add_loop_test(tc, test_vif_ignored_keys, 0,
+                        (int)(sizeof(ignored_vif_keys) / sizeof(ignored_vif_keys[0])));
+    tcase_add_loop_test(tc, test_vif_errors, 0, (int)(sizeof(bad_vifs) / sizeof(bad_vifs[0])));
+    tcase_add_test(tc, test_mac_text);
+    tcase_add_test(tc, test_vif_list);
+    tcase_add_loop_test(tc, test_disk_forms, 0, (int)(sizeof(good_disks) / sizeof(good_disks[0])));
+    tcase_add_loop_test(tc, test_disk_errors, 0, (int)(sizeof(bad_disks) / sizeof(bad_disks[0])));
+    tcase_add_test(tc, test_disk_target_length);
+    tcase_add_test(tc, test_disk_list);
+    tcase_add_test(tc, test_assign_macs);
+    tcase_add_test(tc, test_json_devices_round_trip);
+    tcase_add_test(tc, test_json_without_devices);
+    tcase_add_loop_test(tc, test_json_bad_devices, 0, (int)(sizeof(bad_json) / sizeof(bad_json[0])));
+    tcase_add_test(tc, test_json_fits_registry);
+    tcase_add_test(tc, test_config_check_devices);
     suite_add_tcase(s, tc);
     return s;
 }
