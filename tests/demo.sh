@@ -132,5 +132,42 @@ step B xl list; on B xl list
 
 step A "tail -n 2 console/demo.log"; h_status_lines A demo | tail -n 2
 step A "xl destroy demo; xl destroy check"; on A xl destroy demo; on A xl destroy check
-printf '\nDone: both guests went A -> B -> A live; the hosts and their state dirs are removed on exit.\n'
+
+# A guest the outside world talks to: a UDP counter service on a virtio NIC
+# in each host's bridge xenbr0, all on one LAN with a client.
+bold $'\n=== A network service, moved while a client uses it ==='
+new_lan A B
+kvip=$(lan_guest_ip 0)
+kv=$top/guests/kv-client.py
+[ -r "$kv" ] || kv=$prefix/share/tandem/guests/kv-client.py
+kvcfg=$(h_write_cfg A kv.cfg counters "workload=kv ip=$kvip/24" "vif = [ 'bridge=xenbr0' ]")
+step A cat kv.cfg; cat "$kvcfg"
+step A xl create kv.cfg; on A xl create -q "$kvcfg" || fail "xl create kv.cfg"
+wait_for 20 h_has_status_lines A counters 1 || fail "the counter guest prints no status lines"
+printf 'A client at %s sends "INCR k<n> id=<n>" to %s:7000 without a break, retrying unanswered ones.\n' "$LAN_CLIENT_IP" "$kvip"
+load_out=$(host_dir A)/load.json stop=$(host_dir A)/load.stop
+client python3 "$kv" "$kvip" load 60 4 "$load_out" "$stop" >"$(host_dir A)/load.txt" 2>&1 &
+load=$!
+sleep 2
+for hop in "A B" "B A"; do
+    set -- $hop
+    step "$1" xl migrate -s \"\" counters \"$(host_prefix "$2")\"
+    on "$1" xl migrate -s "" counters "$(host_prefix "$2")" 2>&1 | grep -a 'migration summary' | tr ' ' '\n' |
+        grep -E '^(total_ms|downtime_ms)=' | tr '\n' ' '
+    echo
+    sleep 2
+done
+touch "$stop"; wait $load
+python3 - "$load_out" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print()
+print("The client's view of two live migrations:")
+print("  %d increments answered, each exactly one more than the last (%d errors)" % (s["answered"], len(s["errors"])))
+print("  longest wait for one answer %.1f ms; %d resent requests, none applied twice" % (s["max_wait_ms"], s["retries"]))
+print("  the counters now: " + ", ".join("%s=%d" % kv for kv in sorted(s["last"].items())))
+PY
+client python3 "$kv" "$kvip" check "$load_out" | sed 's/^/  /' || fail "the counters lost an answered increment"
+on A xl destroy counters
+printf '\nDone: the guests went A -> B -> A live; the hosts and their state dirs are removed on exit.\n'
 exit 0
