@@ -24,20 +24,7 @@
 #define THROTTLE_MAX 99
 #define DIRTY_LIMIT_MIN 100          /* pages/s: never stop a vCPU outright */
 
-struct precopy {
-    struct domain *d;
-    struct stream_sink *s;
-    const struct migration_live_opts *o;
-    struct migration_live_stats *st;
-    const struct tlog *log;
-    uint64_t start_usec;
-    uint64_t *bitmap;
-    size_t words;
-    uint64_t *vcpu_dirtied;      /* per-vCPU counts at the last harvest */
-    unsigned *throttle;          /* per-vCPU throttle, % */
-    uint64_t *dirty_limit;       /* per-vCPU dirty-rate limit, pages/s (0 = none) */
-    bool unpaced;                /* stop-and-copy: send at full speed */
-};
+#define precopy migration_precopy
 
 /* Between batches: gives up when cancelled, and keeps the send rate
  * under the limit by sleeping when ahead of it.  The stop-and-copy is not
@@ -70,7 +57,7 @@ static void progress(struct precopy *p, const char *fmt, ...)
 }
 
 /* Sends the pages set in the bitmap, clearing it; batches of Xen's size. */
-static int send_dirty(struct precopy *p, struct migration_stats *it)
+int migration_precopy_send_dirty(struct precopy *p, struct migration_stats *it)
 {
     uint64_t list[STREAM_MAX_BATCH];
     unsigned n = 0;
@@ -180,7 +167,7 @@ static int precopy_rounds(struct precopy *p)
             for (size_t w = 0; w < p->words; w++)
                 dirty += (uint64_t)__builtin_popcountll(p->bitmap[w]);
             if (!rc)
-                rc = send_dirty(p, &it);
+                rc = migration_precopy_send_dirty(p, &it);
         }
         /* Push the round out now: what sits in the sink's buffer would
          * otherwise be sent inside the stop-and-copy, as downtime. */
@@ -230,46 +217,95 @@ static int precopy_rounds(struct precopy *p)
     }
 }
 
-int migration_save_live(struct domain *d, int fd, const struct migration_live_opts *o,
-                        struct migration_live_stats *st, const struct tlog *log)
+int migration_precopy_init(struct precopy *p, struct domain *d, struct stream_sink *s,
+                           const struct migration_live_opts *o, struct migration_live_stats *st,
+                           const struct tlog *log)
 {
-    struct precopy p = { .d = d, .o = o, .st = st, .log = log };
-    uint64_t rings0 = domain_ring_full_exits(d);
+    *p = (struct precopy){ .d = d, .s = s, .o = o, .st = st, .log = log };
+    p->rings0 = domain_ring_full_exits(d);
     memset(st, 0, sizeof(*st));
-    p.start_usec = migration_now_usec();
+    p->start_usec = migration_now_usec();
     st->stream_version = o->stream_version ? o->stream_version : STREAM_LIBXC_VERSION;
     st->logdirty = domain_logdirty_mode(d);
     st->compress = o->compress;
     if (o->logdirty != DOMAIN_LOGDIRTY_AUTO && o->logdirty != st->logdirty) {
         tlog_error(log, "--logdirty=%s, but this domain tracks dirty pages with the %s (xl.cfg log_dirty)",
                    domain_logdirty_mode_name(o->logdirty), domain_logdirty_mode_name(st->logdirty));
-        domain_pause(d);
         return -EINVAL;
     }
     unsigned nv = domain_nr_vcpus(d);
-    p.words = domain_logdirty_bitmap_words(d);
-    p.bitmap = calloc(p.words, sizeof(uint64_t));
-    p.vcpu_dirtied = calloc(nv, sizeof(uint64_t));
-    p.throttle = calloc(nv, sizeof(unsigned));
-    p.dirty_limit = calloc(nv, sizeof(uint64_t));
-    int rc = stream_sink_new(fd, log, &p.s);
-    bool paused = false, logging = false;
-    if (!p.bitmap || !p.vcpu_dirtied || !p.throttle || !p.dirty_limit)
-        rc = -ENOMEM;
+    p->words = domain_logdirty_bitmap_words(d);
+    p->bitmap = calloc(p->words, sizeof(uint64_t));
+    p->vcpu_dirtied = calloc(nv, sizeof(uint64_t));
+    p->throttle = calloc(nv, sizeof(unsigned));
+    p->dirty_limit = calloc(nv, sizeof(uint64_t));
+    if (!p->bitmap || !p->vcpu_dirtied || !p->throttle || !p->dirty_limit)
+        return -ENOMEM;
+    for (unsigned i = 0; i < nv; i++)
+        p->vcpu_dirtied[i] = domain_vcpu_dirtied(d, i);
+    return 0;
+}
+
+int migration_precopy_headers(struct precopy *p, int (*before_libxc)(void *opaque, struct stream_sink *s),
+                              void *opaque)
+{
+    int rc;
+    if ((rc = stream_write_libxl_header(p->s)))
+        return rc;
+    if (before_libxc && (rc = before_libxc(opaque, p->s)))
+        return rc;
+    if ((rc = stream_write_libxc_context(p->s)) ||
+        (rc = stream_write_libxc_header_version(p->s, p->st->stream_version, TANDEM_VERSION_MAJOR,
+                                                TANDEM_VERSION_MINOR)) ||
+        (p->st->stream_version >= 3 && (rc = migration_write_static_data(p->d, p->s, p->log))))
+        return rc;
+    return 0;
+}
+
+int migration_precopy_rounds(struct precopy *p)
+{
+    int rc = domain_logdirty_start(p->d, p->log);
+    if (rc)
+        return rc;
+    p->logging = true;
+    return precopy_rounds(p);
+}
+
+void migration_precopy_fini(struct precopy *p)
+{
+    domain_throttle_off(p->d);
+    if (p->logging)
+        domain_logdirty_stop(p->d);
+    p->logging = false;
+    p->st->ring_full_exits = domain_ring_full_exits(p->d) - p->rings0;
+    free(p->bitmap);
+    free(p->vcpu_dirtied);
+    free(p->throttle);
+    free(p->dirty_limit);
+    p->bitmap = NULL;
+    p->vcpu_dirtied = NULL;
+    p->throttle = NULL;
+    p->dirty_limit = NULL;
+}
+
+int migration_save_live(struct domain *d, int fd, const struct migration_live_opts *o,
+                        struct migration_live_stats *st, const struct tlog *log)
+{
+    struct precopy p;
+    struct stream_sink *s = NULL;
+    int rc = migration_precopy_init(&p, d, NULL, o, st, log);
+    bool paused = false;
+    if (rc == -EINVAL) {         /* the options are wrong: nothing was tried */
+        migration_precopy_fini(&p);
+        domain_pause(d);
+        return rc;
+    }
+    if (!rc)
+        rc = stream_sink_new(fd, log, &s);
+    p.s = s;
     if (rc)
         goto out;
-    for (unsigned i = 0; i < nv; i++)
-        p.vcpu_dirtied[i] = domain_vcpu_dirtied(d, i);
-
-    if ((rc = stream_write_libxl_header(p.s)) || (rc = stream_write_libxc_context(p.s)) ||
-        (rc = stream_write_libxc_header_version(p.s, st->stream_version, TANDEM_VERSION_MAJOR,
-                                                TANDEM_VERSION_MINOR)) ||
-        (st->stream_version >= 3 && (rc = migration_write_static_data(d, p.s, log))))
-        goto out;
-    if ((rc = domain_logdirty_start(d, log)))
-        goto out;
-    logging = true;
-    if ((rc = precopy_rounds(&p)))
+    if ((rc = migration_precopy_headers(&p, NULL, NULL)) || (rc = migration_precopy_rounds(&p)))
         goto out;
 
     /* Stop-and-copy. */
@@ -280,9 +316,9 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
     progress(&p, "paused");
     struct migration_stats last = { 0 };
     uint64_t dirty = 0;
-    if ((rc = domain_logdirty_harvest(d, p.bitmap, &dirty)) || (rc = send_dirty(&p, &last)) ||
-        (rc = migration_write_cpu_state(d, p.s, log)) || (rc = migration_write_device_state(d, p.s, log)) ||
-        (rc = stream_write_libxl_end(p.s)) || (rc = stream_sink_flush(p.s)))
+    if ((rc = domain_logdirty_harvest(d, p.bitmap, &dirty)) || (rc = migration_precopy_send_dirty(&p, &last)) ||
+        (rc = migration_write_cpu_state(d, s, log)) || (rc = migration_write_device_state(d, s, log)) ||
+        (rc = stream_write_libxl_end(s)) || (rc = stream_sink_flush(s)))
         goto out;
     st->final_pages = last.pages + last.zero_pages;
     st->total.pages += last.pages;
@@ -292,21 +328,14 @@ int migration_save_live(struct domain *d, int fd, const struct migration_live_op
     st->stop_copy_usec = migration_now_usec() - st->pause_usec;
 out:
     if (rc)
-        tlog_error(log, "live save failed at byte %" PRIu64 ": %s", p.s ? stream_sink_offset(p.s) : 0,
+        tlog_error(log, "live save failed at byte %" PRIu64 ": %s", s ? stream_sink_offset(s) : 0,
                    strerror(-rc));
-    domain_throttle_off(d);
-    if (logging)
-        domain_logdirty_stop(d);
+    migration_precopy_fini(&p);
     if (!paused)
         domain_pause(d); /* the contract: every save returns with the domain paused */
-    st->ring_full_exits = domain_ring_full_exits(d) - rings0;
-    st->total.bytes = p.s ? stream_sink_offset(p.s) : 0;
+    st->total.bytes = s ? stream_sink_offset(s) : 0;
     st->total.usec = migration_now_usec() - p.start_usec;
-    stream_sink_free(p.s);
-    free(p.bitmap);
-    free(p.vcpu_dirtied);
-    free(p.throttle);
-    free(p.dirty_limit);
+    stream_sink_free(s);
     return rc;
 }
 

@@ -10,7 +10,7 @@
 #include "tandem/streams.h"
 #include "migration_internal.h"
 
-struct restore {
+struct migration_restorer {
     struct domain *d;
     const struct tlog *log;
     struct domain_ram_region rr[2];
@@ -30,17 +30,18 @@ struct restore {
     uint64_t pfns[STREAM_MAX_BATCH];
     uint8_t types[STREAM_MAX_BATCH];
     const uint8_t *data[STREAM_MAX_BATCH];
+    uint32_t enc_len[STREAM_MAX_BATCH];
 };
 
 static void keep_error(void *opaque, enum tlog_level level, const char *msg)
 {
-    struct restore *r = opaque;
+    struct migration_restorer *r = opaque;
     if (level == TLOG_ERROR)
         snprintf(r->why, sizeof(r->why), "%s", msg);
     tlog(r->outer, level, "%s", msg);
 }
 
-static int apply_cpuid_policy(struct restore *r, const struct stream_record *rec)
+static int apply_cpuid_policy(struct migration_restorer *r, const struct stream_record *rec)
 {
     xen_cpuid_leaf_t *xl;
     unsigned n;
@@ -60,7 +61,7 @@ static int apply_cpuid_policy(struct restore *r, const struct stream_record *rec
     return rc;
 }
 
-static int apply_msr_policy(struct restore *r, const struct stream_record *rec)
+static int apply_msr_policy(struct migration_restorer *r, const struct stream_record *rec)
 {
     xen_msr_entry_t *xm;
     unsigned n;
@@ -80,7 +81,7 @@ static int apply_msr_policy(struct restore *r, const struct stream_record *rec)
     return rc;
 }
 
-static int apply_pages(struct restore *r, const struct stream_record *rec)
+static int apply_pages(struct migration_restorer *r, const struct stream_record *rec)
 {
     uint64_t *pfns = r->pfns;
     uint8_t *types = r->types;
@@ -122,7 +123,32 @@ static int apply_pages(struct restore *r, const struct stream_record *rec)
     return 0;
 }
 
-static int apply_libxc_record(struct restore *r, const struct stream_record *rec)
+/* Remus's compressed pages: each delta XORed into the page the secondary
+ * holds, which is the copy the primary last sent (the reader has checked
+ * every encoding; a pfn outside RAM changes nothing before it). */
+static int apply_page_delta(struct migration_restorer *r, const struct stream_record *rec)
+{
+    unsigned n;
+    int rc = stream_decode_page_delta(rec, &n, r->pfns, r->data, r->enc_len);
+    if (rc)
+        return rc;
+    for (unsigned i = 0; i < n; i++)
+        if (!migration_pfn_to_host(r->rr, r->nr, r->pfns[i])) {
+            tlog_error(r->log, "TANDEM_PAGE_DATA_DELTA at offset %#" PRIx64 ": pfn %#" PRIx64
+                       " is not RAM in this domain", rec->offset, r->pfns[i]);
+            return -ERANGE;
+        }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t pfn = r->pfns[i];
+        if ((rc = stream_delta_apply(migration_pfn_to_host(r->rr, r->nr, pfn), r->data[i], r->enc_len[i])))
+            return rc;
+        r->written[pfn / 64] |= 1ULL << (pfn % 64);
+        r->st->pages++;
+    }
+    return 0;
+}
+
+static int apply_libxc_record(struct migration_restorer *r, const struct stream_record *rec)
 {
     switch (rec->type) {
     case STREAM_LIBXC_X86_CPUID_POLICY:
@@ -132,6 +158,8 @@ static int apply_libxc_record(struct restore *r, const struct stream_record *rec
     case STREAM_LIBXC_PAGE_DATA:
     case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
         return apply_pages(r, rec);
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA:
+        return apply_page_delta(r, rec);
     case STREAM_LIBXC_X86_TSC_INFO: {
         struct stream_tsc_info t;
         int rc = stream_decode_tsc_info(rec, &t);
@@ -174,7 +202,7 @@ static int apply_libxc_record(struct restore *r, const struct stream_record *rec
     }
 }
 
-static int apply_libxl_record(struct restore *r, const struct stream_record *rec)
+static int apply_libxl_record(struct migration_restorer *r, const struct stream_record *rec)
 {
     switch (rec->type) {
     case STREAM_LIBXL_LIBXC_CONTEXT:
@@ -205,25 +233,72 @@ static int apply_libxl_record(struct restore *r, const struct stream_record *rec
     }
 }
 
+int migration_restorer_new(struct domain *d, struct migration_stats *st, const struct tlog *log,
+                           struct migration_restorer **out)
+{
+    struct migration_restorer *r = calloc(1, sizeof(*r));
+    *out = NULL;
+    if (!r)
+        return -ENOMEM;
+    r->d = d;
+    r->outer = log;
+    r->st = st;
+    r->keep = (struct tlog){ .fn = keep_error, .opaque = r, .min_level = TLOG_DEBUG };
+    r->log = &r->keep;
+    r->nr = domain_ram_regions(d, r->rr);
+    r->written = calloc((domain_max_pfn(d) + 63) / 64, sizeof(uint64_t));
+    if (!r->written) {
+        free(r);
+        return -ENOMEM;
+    }
+    *out = r;
+    return 0;
+}
+
+void migration_restorer_free(struct migration_restorer *r)
+{
+    if (!r)
+        return;
+    free(r->written);
+    free(r);
+}
+
+bool migration_restorer_have_context(const struct migration_restorer *r)
+{
+    return r->have_context;
+}
+
+bool migration_restorer_have_devices(const struct migration_restorer *r)
+{
+    return r->have_devices;
+}
+
+int migration_restorer_apply(struct migration_restorer *r, const struct stream_record *rec)
+{
+    r->why[0] = 0;
+    int rc = rec->layer == STREAM_LAYER_LIBXC ? apply_libxc_record(r, rec) : apply_libxl_record(r, rec);
+    if (rc)
+        tlog_error(r->outer, "restoring %s record at offset %#" PRIx64 " failed%s%s",
+                   stream_record_name(rec->layer, rec->type), rec->offset, r->why[0] ? ": " : "", r->why);
+    return rc;
+}
+
 int migration_restore(struct domain *d, int fd, const struct migration_restore_opts *ro,
                       struct migration_stats *st, const struct tlog *log)
 {
-    struct restore r = { .d = d, .outer = log, .st = st };
-    r.keep = (struct tlog){ .fn = keep_error, .opaque = &r, .min_level = TLOG_DEBUG };
-    r.log = &r.keep;
+    struct migration_restorer *r;
     struct stream_reader *rd;
     memset(st, 0, sizeof(*st));
     uint64_t start = migration_now_usec();
-    r.nr = domain_ram_regions(d, r.rr);
     struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_PLAIN,
                                     .max_pfn = domain_max_pfn(d), .tandem_lz4 = ro && ro->compress,
                                     .log = log };
-    r.written = calloc((domain_max_pfn(d) + 63) / 64, sizeof(uint64_t));
-    if (!r.written)
-        return -ENOMEM;
-    int rc = stream_reader_new(fd, &o, &rd);
+    int rc = migration_restorer_new(d, st, log, &r);
+    if (rc)
+        return rc;
+    rc = stream_reader_new(fd, &o, &rd);
     if (rc) {
-        free(r.written);
+        migration_restorer_free(r);
         return rc;
     }
     for (;;) {
@@ -244,20 +319,16 @@ int migration_restore(struct domain *d, int fd, const struct migration_restore_o
             }
             continue;
         }
-        rc = rec.layer == STREAM_LAYER_LIBXC ? apply_libxc_record(&r, &rec) : apply_libxl_record(&r, &rec);
-        if (rc) {
-            tlog_error(log, "restoring %s record at offset %#" PRIx64 " failed%s%s",
-                       stream_record_name(rec.layer, rec.type), rec.offset, r.why[0] ? ": " : "", r.why);
+        if ((rc = migration_restorer_apply(r, &rec)))
             break;
-        }
         if (rec.last)
             break;
     }
-    if (!rc && (!r.have_context || !r.libxc_done)) {
-        tlog_error(log, "the image has no %s", r.have_context ? "libxc END record" : "HVM_CONTEXT record");
+    if (!rc && (!r->have_context || !r->libxc_done)) {
+        tlog_error(log, "the image has no %s", r->have_context ? "libxc END record" : "HVM_CONTEXT record");
         rc = -EINVAL;
     }
-    if (!rc && !r.have_devices && domain_nr_virtio_devices(d)) {
+    if (!rc && !r->have_devices && domain_nr_virtio_devices(d)) {
         /* Devices that came up reset under a running driver would lose
          * its rings: refuse rather than start a guest that cannot work. */
         tlog_error(log, "the image has no device state (EMULATOR_CONTEXT) for the domain's %u virtio device(s)",
@@ -267,6 +338,6 @@ int migration_restore(struct domain *d, int fd, const struct migration_restore_o
     st->bytes = stream_reader_offset(rd);
     st->usec = migration_now_usec() - start;
     stream_reader_free(rd);
-    free(r.written);
+    migration_restorer_free(r);
     return rc;
 }

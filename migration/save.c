@@ -172,43 +172,62 @@ uint8_t *migration_pfn_to_host(const struct domain_ram_region *rr, unsigned nr, 
     return NULL;
 }
 
+int migration_get_cpu_state(struct domain *d, struct migration_cpu_state *cs, const struct tlog *log)
+{
+    memset(cs, 0, sizeof(*cs));
+    int rc = domain_get_tsc_info(d, &cs->tsc, log);
+    if (!rc)
+        rc = domain_get_hvm_params(d, &cs->params, &cs->nr_params, log);
+    if (!rc)
+        rc = domain_get_hvm_context(d, &cs->context, &cs->context_len, log);
+    if (rc)
+        migration_cpu_state_free(cs);
+    return rc;
+}
+
+void migration_cpu_state_free(struct migration_cpu_state *cs)
+{
+    free(cs->params);
+    free(cs->context);
+    cs->params = NULL;
+    cs->context = NULL;
+    cs->nr_params = 0;
+    cs->context_len = 0;
+}
+
+int migration_put_cpu_state(struct stream_sink *s, const struct migration_cpu_state *cs)
+{
+    struct stream_tsc_info st = { .mode = cs->tsc.mode, .khz = cs->tsc.khz, .nsec = cs->tsc.nsec,
+                                  .incarnation = cs->tsc.incarnation };
+    struct stream_hvm_param *sp = NULL;
+    unsigned np = cs->nr_params;
+    int rc = stream_write_tsc_info(s, &st);
+    if (rc)
+        return rc;
+    if (np) {
+        if (!(sp = calloc(np, sizeof(*sp))))
+            return -ENOMEM;
+        for (unsigned i = 0; i < np; i++)
+            sp[i] = (struct stream_hvm_param){ .index = cs->params[i].index, .value = cs->params[i].value };
+        rc = stream_write_hvm_params(s, sp, np);
+        free(sp);
+        if (rc)
+            return rc;
+    }
+    return stream_write_hvm_context(s, cs->context, cs->context_len);
+}
+
 /* The end of a libxc image: TSC info, HVM params, HVM context, END. */
 int migration_write_cpu_state(struct domain *d, struct stream_sink *s, const struct tlog *log)
 {
-    struct domain_tsc_info tsc;
-    struct domain_hvm_param *params = NULL;
-    unsigned np = 0;
-    uint8_t *ctx = NULL;
-    size_t ctx_len = 0;
-    struct stream_hvm_param *sp = NULL;
-    int rc = domain_get_tsc_info(d, &tsc, log);
-    if (!rc)
-        rc = domain_get_hvm_params(d, &params, &np, log);
-    if (!rc)
-        rc = domain_get_hvm_context(d, &ctx, &ctx_len, log);
+    struct migration_cpu_state cs;
+    int rc = migration_get_cpu_state(d, &cs, log);
     if (rc)
-        goto out;
-    struct stream_tsc_info st = { .mode = tsc.mode, .khz = tsc.khz, .nsec = tsc.nsec,
-                                  .incarnation = tsc.incarnation };
-    if ((rc = stream_write_tsc_info(s, &st)))
-        goto out;
-    if (np) {
-        if (!(sp = calloc(np, sizeof(*sp)))) {
-            rc = -ENOMEM;
-            goto out;
-        }
-        for (unsigned i = 0; i < np; i++)
-            sp[i] = (struct stream_hvm_param){ .index = params[i].index, .value = params[i].value };
-        if ((rc = stream_write_hvm_params(s, sp, np)))
-            goto out;
-    }
-    if ((rc = stream_write_hvm_context(s, ctx, ctx_len)))
-        goto out;
-    rc = stream_write_libxc_end(s);
-out:
-    free(params);
-    free(sp);
-    free(ctx);
+        return rc;
+    rc = migration_put_cpu_state(s, &cs);
+    if (!rc)
+        rc = stream_write_libxc_end(s);
+    migration_cpu_state_free(&cs);
     return rc;
 }
 
@@ -216,7 +235,11 @@ int migration_write_device_state(struct domain *d, struct stream_sink *s, const 
 {
     uint8_t *dev = NULL;
     size_t len = 0;
-    int rc = domain_get_device_state(d, &dev, &len, log);
+    /* The guest is handed over with this state: every write it was told
+     * is done must be on its disks first. */
+    int rc = domain_disk_sync(d, log);
+    if (!rc)
+        rc = domain_get_device_state(d, &dev, &len, log);
     if (!rc)
         rc = stream_write_emulator_context(s, 0, dev, len);
     free(dev);

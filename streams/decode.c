@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,6 +38,12 @@ const char *stream_record_name(enum stream_layer layer, uint32_t type)
         return libxc[type];
     if (layer == STREAM_LAYER_LIBXC && type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4)
         return "TANDEM_PAGE_DATA_LZ4";
+    if (layer == STREAM_LAYER_LIBXC && type == STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA)
+        return "TANDEM_PAGE_DATA_DELTA";
+    if (layer == STREAM_LAYER_LIBXL && type == STREAM_LIBXL_TANDEM_DISK_DATA)
+        return "TANDEM_DISK_DATA";
+    if (layer == STREAM_LAYER_LIBXL && type == STREAM_LIBXL_TANDEM_CHECKPOINT_ACK)
+        return "TANDEM_CHECKPOINT_ACK";
     if (layer == STREAM_LAYER_LIBXL && type < sizeof(libxl) / sizeof(libxl[0]))
         return libxl[type];
     return NULL;
@@ -308,5 +315,148 @@ int stream_decode_checkpoint_state(const struct stream_record *rec, uint32_t *co
         rec->type != STREAM_LIBXL_CHECKPOINT_STATE || (rec->length != 4 && rec->length != 8))
         return -EINVAL;
     *control_id = get_le32(rec->body);
+    return 0;
+}
+
+/* ---- Remus: checkpoint compression (TANDEM_PAGE_DATA_DELTA) -------------------- */
+
+
+#define RUN_MAX 128u
+
+uint32_t stream_delta_encode(const void *old_page, const void *new_page, uint8_t *out)
+{
+    const uint8_t *a = old_page, *b = new_page;
+    uint32_t i = 0, o = 0;
+
+    while (i < STREAM_PAGE_SIZE) {
+        uint32_t n = 0;
+        if (a[i] == b[i]) {
+            while (i + n < STREAM_PAGE_SIZE && n < RUN_MAX && a[i + n] == b[i + n])
+                n++;
+            if (o + 1 > STREAM_PAGE_SIZE - 1)
+                return 0;
+            out[o++] = (uint8_t)(n - 1);
+        } else {
+            /* A literal runs until two equal bytes in a row: one equal byte
+             * costs less inside the literal than as a run of its own. */
+            while (i + n < STREAM_PAGE_SIZE && n < RUN_MAX &&
+                   (a[i + n] != b[i + n] ||
+                    (i + n + 1 < STREAM_PAGE_SIZE && a[i + n + 1] != b[i + n + 1])))
+                n++;
+            if (o + 1 + n > STREAM_PAGE_SIZE - 1)
+                return 0;
+            out[o++] = (uint8_t)(0x80 + n - 1);
+            for (uint32_t k = 0; k < n; k++)
+                out[o++] = a[i + k] ^ b[i + k];
+        }
+        i += n;
+    }
+    return o;
+}
+
+bool stream_delta_valid(const uint8_t *enc, uint32_t len)
+{
+    uint32_t covered = 0, o = 0;
+
+    if (!len || len > STREAM_PAGE_SIZE)
+        return false;
+    while (o < len) {
+        uint8_t c = enc[o++];
+        uint32_t n = (uint32_t)(c & 0x7f) + 1;
+        if (covered + n > STREAM_PAGE_SIZE)
+            return false;
+        if (c & 0x80) {
+            if (len - o < n)
+                return false;
+            o += n;
+        }
+        covered += n;
+    }
+    return covered == STREAM_PAGE_SIZE;
+}
+
+int stream_delta_apply(uint8_t *page, const uint8_t *enc, uint32_t len)
+{
+    uint32_t at = 0, o = 0;
+
+    if (!stream_delta_valid(enc, len))
+        return -EINVAL;
+    while (o < len) {
+        uint8_t c = enc[o++];
+        uint32_t n = (uint32_t)(c & 0x7f) + 1;
+        if (c & 0x80)
+            for (uint32_t k = 0; k < n; k++)
+                page[at + k] ^= enc[o++];
+        at += n;
+    }
+    return 0;
+}
+
+/* ---- Remus's records -------------------------------------------------------------- */
+
+
+int stream_decode_page_delta(const struct stream_record *rec, unsigned *count, uint64_t *pfns,
+                             const uint8_t **enc, uint32_t *enc_len)
+{
+    const uint8_t *b = rec->body;
+    uint64_t off;
+    uint32_t n;
+
+    if (rec->header || rec->layer != STREAM_LAYER_LIBXC ||
+        rec->type != STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA || rec->length < 8)
+        return -EINVAL;
+    n = get_le32(b);
+    if (n < 1 || n > STREAM_MAX_BATCH)
+        return -EINVAL;
+    off = 8 + 12 * (uint64_t)n + (n & 1 ? 4 : 0);
+    if (rec->length < off)
+        return -EINVAL;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t l = get_le32(b + 8 + 8 * (size_t)n + 4 * i);
+        if (off + l > rec->length || !stream_delta_valid(b + off, l))
+            return -EINVAL;
+        pfns[i] = get_le64(b + 8 + 8 * i) & STREAM_PFN_MASK;
+        enc[i] = b + off;
+        enc_len[i] = l;
+        off += l;
+    }
+    if (off != rec->length)
+        return -EINVAL;
+    *count = n;
+    return 0;
+}
+
+int stream_decode_disk_data(const struct stream_record *rec, uint32_t *disk, uint64_t *offset,
+                            const uint8_t **data, uint32_t *len)
+{
+    const uint8_t *b = rec->body;
+
+    if (rec->header || rec->layer != STREAM_LAYER_LIBXL ||
+        rec->type != STREAM_LIBXL_TANDEM_DISK_DATA || rec->length <= STREAM_DISK_DATA_HEADER)
+        return -EINVAL;
+    if (get_le32(b + 16) != rec->length - STREAM_DISK_DATA_HEADER)
+        return -EINVAL;
+    *disk = get_le32(b);
+    *offset = get_le64(b + 8);
+    *len = get_le32(b + 16);
+    *data = b + STREAM_DISK_DATA_HEADER;
+    return 0;
+}
+
+int stream_parse_checkpoint_ack(const uint8_t rec[STREAM_CHECKPOINT_ACK_SIZE], uint64_t *epoch,
+                                const struct tlog *log)
+{
+    uint32_t type = get_le32(rec), len = get_le32(rec + 4);
+
+    if (type != STREAM_LIBXL_TANDEM_CHECKPOINT_ACK) {
+        tlog_error(log, "Remus back channel: record type 0x%x, not TANDEM_CHECKPOINT_ACK (0x%x)",
+                   type, STREAM_LIBXL_TANDEM_CHECKPOINT_ACK);
+        return -EINVAL;
+    }
+    if (len != 8) {
+        tlog_error(log, "Remus back channel: TANDEM_CHECKPOINT_ACK of length %u, not 8", len);
+        return -EINVAL;
+    }
+    *epoch = get_le64(rec + 8);
     return 0;
 }

@@ -408,6 +408,30 @@ static void print_page_data(FILE *f, const struct stream_record *rec, bool detai
     }
 }
 
+static void print_page_delta(FILE *f, const struct stream_record *rec, bool detail)
+{
+    uint64_t pfns[STREAM_MAX_BATCH];
+    const uint8_t *enc[STREAM_MAX_BATCH];
+    uint32_t enc_len[STREAM_MAX_BATCH];
+    uint8_t types[STREAM_MAX_BATCH] = { 0 };
+    unsigned n;
+    uint64_t total = 0;
+
+    if (stream_decode_page_delta(rec, &n, pfns, enc, enc_len)) {
+        fprintf(f, "malformed, %u bytes\n", rec->length);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        total += enc_len[i];
+    fprintf(f, "%u pfn%s, deltas %llu of %llu bytes (%.1f%%): ", n, n == 1 ? "" : "s",
+            (unsigned long long)total, (unsigned long long)n * STREAM_PAGE_SIZE,
+            100.0 * (double)total / ((double)n * STREAM_PAGE_SIZE));
+    print_ranges(f, pfns, types, n, -1, detail ? 64 : 4);
+    fputc('\n', f);
+    for (unsigned i = 0; detail && i < n; i++)
+        fprintf(f, "    pfn 0x%llx: %u bytes\n", (unsigned long long)pfns[i], enc_len[i]);
+}
+
 static void print_emulator(FILE *f, const struct stream_record *rec, bool detail)
 {
     uint32_t id, index;
@@ -513,6 +537,9 @@ static int print_record(FILE *f, const struct stream_record *rec, bool detail)
         case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
             print_page_data(f, rec, detail);
             break;
+        case STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA:
+            print_page_delta(f, rec, detail);
+            break;
         case STREAM_LIBXC_X86_TSC_INFO: {
             struct stream_tsc_info t;
             if (stream_decode_tsc_info(rec, &t))
@@ -616,6 +643,24 @@ static int print_record(FILE *f, const struct stream_record *rec, bool detail)
                 fprintf(f, "%s\n", id < 4 ? states[id] : "unknown control id");
             break;
         }
+        case STREAM_LIBXL_TANDEM_DISK_DATA: {
+            uint32_t disk, len;
+            uint64_t off;
+            const uint8_t *data;
+            if (stream_decode_disk_data(rec, &disk, &off, &data, &len))
+                fprintf(f, "malformed, %u bytes\n", rec->length);
+            else
+                fprintf(f, "disk %u, bytes 0x%" PRIx64 "-0x%" PRIx64 " (%u bytes, %u block%s)\n",
+                        disk, off, off + len - 1, len, (len + STREAM_DISK_ALIGN - 1) / STREAM_DISK_ALIGN,
+                        len > STREAM_DISK_ALIGN ? "s" : "");
+            break;
+        }
+        case STREAM_LIBXL_TANDEM_CHECKPOINT_ACK:
+            if (rec->length == 8 && rec->body)
+                fprintf(f, "epoch %" PRIu64 "\n", get_le64(rec->body));
+            else
+                fprintf(f, "malformed, %u bytes\n", rec->length);
+            break;
         default:
             fprintf(f, "%u bytes\n", rec->length);
         }

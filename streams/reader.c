@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <lz4.h>
@@ -57,6 +58,8 @@ struct stream_reader {
     bool libxc_seen;                 /* LIBXC_CONTEXT */
     bool in_checkpoint;              /* between libxc CHECKPOINT and CHECKPOINT_END */
     bool want_state;                 /* COLO: CHECKPOINT_STATE must come next */
+    uint64_t checkpoints_done;       /* CHECKPOINT_ENDs read */
+    bool after_checkpoint_end;       /* nothing read since the last CHECKPOINT_END */
 
     /* A record header read but not yet handed out: the record after an
      * inferred STATIC_DATA_END. */
@@ -117,6 +120,16 @@ static int read_exact(struct stream_reader *r, void *buf, size_t len, size_t *go
         return n == len ? 0 : -EPIPE;
     }
     while (*got < len) {
+        if (r->o.timeout_ms) {
+            struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+            int pr = poll(&pfd, 1, (int)r->o.timeout_ms);
+            if (pr < 0 && errno == EINTR)
+                continue;
+            if (pr < 0)
+                return -errno;
+            if (pr == 0)
+                return -ETIMEDOUT;
+        }
         ssize_t n = read(r->fd, p + *got, len - *got);
         if (n < 0 && errno == EINTR)
             continue;
@@ -631,6 +644,17 @@ static int read_libxl_record(struct stream_reader *r, struct stream_record *rec)
         if (len != 4 && len != 8)
             return fail(r, -EINVAL, what, start, "length %u; a control id is 4 bytes", len);
         break;
+    case STREAM_LIBXL_TANDEM_DISK_DATA:
+        if (len <= STREAM_DISK_DATA_HEADER)
+            return fail(r, -EINVAL, what, start, "length %u leaves no data after the %u-byte "
+                        "block header", len, STREAM_DISK_DATA_HEADER);
+        if (len > STREAM_DISK_DATA_HEADER + STREAM_MAX_DISK_DATA)
+            return fail(r, -E2BIG, what, start, "length %u exceeds %u bytes of blocks", len,
+                        STREAM_MAX_DISK_DATA);
+        break;
+    case STREAM_LIBXL_TANDEM_CHECKPOINT_ACK:
+        return fail(r, -EINVAL, what, start, "it belongs to the Remus back channel "
+                    "(secondary to primary), not to the stream");
     }
 
     /* Place in the stream. */
@@ -658,6 +682,13 @@ static int read_libxl_record(struct stream_reader *r, struct stream_record *rec)
         if (!r->want_state)
             return fail(r, -EINVAL, what, start, "only right after CHECKPOINT_END");
         break;
+    case STREAM_LIBXL_TANDEM_DISK_DATA:
+        if (r->o.checkpoints != STREAM_REMUS)
+            return fail(r, -EINVAL, what, start, "only Remus streams carry disk blocks");
+        if (r->libxc_seen && !r->in_checkpoint)
+            return fail(r, -EINVAL, what, start, "disk blocks stand before LIBXC_CONTEXT (the "
+                        "initial copy) or inside a checkpoint, not here");
+        break;
     }
 
     e = read_body(r, len, what, start);
@@ -682,6 +713,28 @@ static int read_libxl_record(struct stream_reader *r, struct stream_record *rec)
                         "(secondary to primary)", id);
         break;
     }
+    case STREAM_LIBXL_TANDEM_DISK_DATA: {
+        uint32_t disk = get_le32(r->buf), flags = get_le32(r->buf + 4);
+        uint64_t off = get_le64(r->buf + 8);
+        uint32_t dlen = get_le32(r->buf + 16), res = get_le32(r->buf + 20);
+        if (disk >= STREAM_MAX_DISKS)
+            return fail(r, -EINVAL, what, start, "disk %u; a domain has at most %u", disk,
+                        STREAM_MAX_DISKS);
+        if (flags)
+            return fail(r, -EINVAL, what, start, "unknown flags 0x%x", flags);
+        if (res)
+            return fail(r, -EINVAL, what, start, "reserved field 0x%08x is not zero", res);
+        if (dlen != len - STREAM_DISK_DATA_HEADER)
+            return fail(r, -EINVAL, what, start, "data length %u, but the body holds %u bytes "
+                        "after its header", dlen, len - STREAM_DISK_DATA_HEADER);
+        if (off % STREAM_DISK_ALIGN)
+            return fail(r, -EINVAL, what, start, "byte offset 0x%llx is not a whole %u-byte "
+                        "block", (unsigned long long)off, STREAM_DISK_ALIGN);
+        if (off + dlen < off)
+            return fail(r, -EINVAL, what, start, "byte offset 0x%llx + %u overflows",
+                        (unsigned long long)off, dlen);
+        break;
+    }
     }
 
     set_record(r, rec, STREAM_LAYER_LIBXL, type, len, start);
@@ -697,6 +750,8 @@ static int read_libxl_record(struct stream_reader *r, struct stream_record *rec)
         break;
     case STREAM_LIBXL_CHECKPOINT_END:
         r->in_checkpoint = false;
+        r->checkpoints_done++;
+        r->after_checkpoint_end = true;
         if (r->o.checkpoints == STREAM_COLO)
             r->want_state = true;
         else
@@ -720,6 +775,7 @@ static bool is_state_record(uint32_t type)
     switch (type) {
     case STREAM_LIBXC_PAGE_DATA:
     case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA:
     case STREAM_LIBXC_X86_TSC_INFO:
     case STREAM_LIBXC_HVM_CONTEXT:
     case STREAM_LIBXC_HVM_PARAMS:
@@ -826,6 +882,59 @@ static int check_page_data(struct stream_reader *r, const char *what, uint64_t s
     return 0;
 }
 
+/* TANDEM_PAGE_DATA_DELTA: the pfns as PAGE_DATA's (all of them pages with
+ * data, so no type bits), then a length per page, the padding word when
+ * the count is odd, and the encodings, which must fill the body exactly
+ * and each cover exactly one page. */
+static int check_page_delta(struct stream_reader *r, const char *what, uint64_t start, uint32_t len)
+{
+    const uint8_t *b = r->buf;
+    uint32_t count = get_le32(b), res = get_le32(b + 4);
+    uint64_t head, off;
+
+    if (count == 0)
+        return fail(r, -EINVAL, what, start, "count is 0; a delta record has pages");
+    if (count > STREAM_MAX_BATCH)
+        return fail(r, -E2BIG, what, start, "%u pages exceed %u per record", count,
+                    STREAM_MAX_BATCH);
+    if (res)
+        return fail(r, -EINVAL, what, start, "reserved field 0x%08x is not zero", res);
+    head = 8 + 12 * (uint64_t)count + (count & 1 ? 4 : 0);
+    if (len < head)
+        return fail(r, -EINVAL, what, start, "length %u is too short for %u pfns and their "
+                    "lengths", len, count);
+    if ((count & 1) && get_le32(b + head - 4))
+        return fail(r, -EINVAL, what, start, "the padding word after the lengths is not zero");
+    off = head;
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t w = get_le64(b + 8 + 8 * i);
+        uint32_t l = get_le32(b + 8 + 8 * (size_t)count + 4 * i);
+
+        if (w & ~STREAM_PFN_MASK)
+            return fail(r, -EINVAL, what, start, "pfn[%u] 0x%016llx has bits 63-52 set (a "
+                        "delta is always of a normal page)", i, (unsigned long long)w);
+        if (r->o.max_pfn && w >= r->o.max_pfn)
+            return fail(r, -ERANGE, what, start, "pfn 0x%llx beyond the domain's 0x%llx "
+                        "frames", (unsigned long long)w, (unsigned long long)r->o.max_pfn);
+        if (!l || l > STREAM_PAGE_SIZE)
+            return fail(r, -EINVAL, what, start, "pfn 0x%llx: a delta of %u bytes (1-%u)",
+                        (unsigned long long)w, l, STREAM_PAGE_SIZE);
+        if (off + l > len)
+            return fail(r, -EINVAL, what, start, "pfn 0x%llx: its delta of %u bytes at body "
+                        "offset %llu overruns the %u-byte body", (unsigned long long)w, l,
+                        (unsigned long long)off, len);
+        if (!stream_delta_valid(b + off, l))
+            return fail(r, -EINVAL, what, start, "pfn 0x%llx: the delta at offset 0x%llx is "
+                        "not the run-length encoding of exactly one page",
+                        (unsigned long long)w, (unsigned long long)(start + 8 + off));
+        off += l;
+    }
+    if (off != len)
+        return fail(r, -EINVAL, what, start, "length %u, but its %u deltas end at %llu", len,
+                    count, (unsigned long long)off);
+    return 0;
+}
+
 /* The bound on each record's length, checked before its body is read. */
 static int check_libxc_length(struct stream_reader *r, const char *what, uint64_t start,
                               uint32_t type, uint32_t len)
@@ -853,6 +962,14 @@ static int check_libxc_length(struct stream_reader *r, const char *what, uint64_
         if (len > STREAM_MAX_PAGE_DATA_LZ4_LEN)
             return fail(r, -E2BIG, what, start, "length %u exceeds the %u bytes of %u pages "
                         "compressed", len, STREAM_MAX_PAGE_DATA_LZ4_LEN, STREAM_MAX_BATCH);
+        return 0;
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA:
+        if (len < 8)
+            return fail(r, -EINVAL, what, start, "length %u is too short for its 8-byte "
+                        "header", len);
+        if (len > STREAM_MAX_PAGE_DATA_DELTA_LEN)
+            return fail(r, -E2BIG, what, start, "length %u exceeds the %u bytes of %u deltas",
+                        len, STREAM_MAX_PAGE_DATA_DELTA_LEN, STREAM_MAX_BATCH);
         return 0;
     case STREAM_LIBXC_X86_TSC_INFO:
         if (len != 24)
@@ -903,6 +1020,13 @@ static int check_libxc_place(struct stream_reader *r, const char *what, uint64_t
         return fail(r, -EINVAL, what, start, "before STATIC_DATA_END (a v3 image ends its "
                     "static data before memory and register state)");
     switch (type) {
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA:
+        if (r->o.checkpoints != STREAM_REMUS)
+            return fail(r, -EINVAL, what, start, "page deltas belong to Remus streams only");
+        if (!r->checkpoints_done)
+            return fail(r, -EINVAL, what, start, "before the first CHECKPOINT_END: a delta "
+                        "needs a page the secondary has committed");
+        break;
     case STREAM_LIBXC_STATIC_DATA_END:
         if (r->xc.version < 3)
             return fail(r, -EINVAL, what, start, "in a version 2 image");
@@ -943,6 +1067,10 @@ static int check_libxc_place(struct stream_reader *r, const char *what, uint64_t
             return fail(r, -EINVAL, what, start, "in a stream that is not checkpointed");
         /* fall through */
     case STREAM_LIBXC_END:
+        /* A checkpointed stream may end right after a whole checkpoint
+         * (protection stopped): the last epoch holds the state. */
+        if (type == STREAM_LIBXC_END && r->after_checkpoint_end)
+            break;
         if (!r->epoch_context)
             return fail(r, -EINVAL, what, start, "no HVM_CONTEXT before it: the vCPUs' "
                         "state is missing");
@@ -982,6 +1110,9 @@ static int read_libxc_record(struct stream_reader *r, struct stream_record *rec)
         return fail(r, -EOPNOTSUPP, what, start, "unknown mandatory record here: Tandem's "
                     "lz4-compressed page data, for a receiver that asked for compression "
                     "(xl migrate-receive -z)");
+    if (type == STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA && !r->o.tandem_delta)
+        return fail(r, -EOPNOTSUPP, what, start, "unknown mandatory record here: Remus's "
+                    "compressed checkpoint pages, for a secondary that accepts them");
 
     /* Records an x86 HVM image never has. */
     switch (type) {
@@ -1029,6 +1160,9 @@ static int read_libxc_record(struct stream_reader *r, struct stream_record *rec)
     case STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4:
         e = check_page_data(r, what, start, type, len, &page_data_len);
         break;
+    case STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA:
+        e = check_page_delta(r, what, start, len);
+        break;
     case STREAM_LIBXC_X86_TSC_INFO:
         if (get_le32(r->buf + 20))
             e = fail(r, -EINVAL, what, start, "reserved field 0x%08x is not zero",
@@ -1060,6 +1194,7 @@ static int read_libxc_record(struct stream_reader *r, struct stream_record *rec)
         return e;
 
     set_record(r, rec, STREAM_LAYER_LIBXC, type, len, start);
+    r->after_checkpoint_end = false;
     if (type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4) {
         rec->page_data = r->pages;
         rec->page_data_len = page_data_len;

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -454,3 +455,88 @@ int stream_write_libxc_end(struct stream_sink *s)
 {
     return put_record(s, STREAM_LIBXC_END, NULL, 0, NULL, 0);
 }
+
+/* ---- Remus's records (layouts in docs/stream-extensions.md) ---------------- */
+
+
+int stream_write_page_delta(struct stream_sink *s, unsigned count, const uint64_t *pfns,
+                            const uint8_t *const *enc, const uint32_t *enc_len)
+{
+    const char *what = "TANDEM_PAGE_DATA_DELTA";
+    uint8_t head[8 + 8 * STREAM_MAX_BATCH + 4 * STREAM_MAX_BATCH + 4];
+    uint64_t total = 0;
+    size_t h;
+    int r;
+
+    if (count < 1 || count > STREAM_MAX_BATCH)
+        return refuse(s, -EINVAL, what, "%u pages (1-%u per record)", count, STREAM_MAX_BATCH);
+    put_le32(head, count);
+    put_le32(head + 4, 0);
+    for (unsigned i = 0; i < count; i++) {
+        if (pfns[i] > STREAM_PFN_MASK)
+            return refuse(s, -EINVAL, what, "pfn 0x%" PRIx64 " has more than 52 bits", pfns[i]);
+        if (!enc[i] || !stream_delta_valid(enc[i], enc_len[i]))
+            return refuse(s, -EINVAL, what, "pfn 0x%" PRIx64 ": its delta of %u bytes is not the "
+                          "encoding of one page", pfns[i], enc_len[i]);
+        put_le64(head + 8 + 8 * i, pfns[i]);
+        put_le32(head + 8 + 8 * count + 4 * i, enc_len[i]);
+        total += enc_len[i];
+    }
+    h = 8 + 12 * (size_t)count;
+    if (count & 1) {
+        put_le32(head + h, 0);
+        h += 4;
+    }
+    uint32_t len = (uint32_t)(h + total);
+    uint8_t rh[8];
+    put_le32(rh, STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA);
+    put_le32(rh + 4, len);
+    r = stream_sink_write(s, rh, 8);
+    if (!r)
+        r = stream_sink_write(s, head, h);
+    for (unsigned i = 0; !r && i < count; i++)
+        r = stream_sink_write(s, enc[i], enc_len[i]);
+    if (!r)
+        r = stream_sink_write(s, zeros, stream_pad(len));
+    return r;
+}
+
+int stream_write_disk_data(struct stream_sink *s, uint32_t disk, uint64_t offset, const void *data,
+                           uint32_t len)
+{
+    const char *what = "TANDEM_DISK_DATA";
+    uint8_t h[8 + STREAM_DISK_DATA_HEADER];
+    int r;
+
+    if (!len || len > STREAM_MAX_DISK_DATA)
+        return refuse(s, -EINVAL, what, "%u bytes of blocks (1-%u per record)", len, STREAM_MAX_DISK_DATA);
+    if (disk >= STREAM_MAX_DISKS)
+        return refuse(s, -EINVAL, what, "disk %u (at most %u disks)", disk, STREAM_MAX_DISKS);
+    if (offset % STREAM_DISK_ALIGN || offset + len < offset)
+        return refuse(s, -EINVAL, what, "byte offset 0x%" PRIx64 " is not a whole %u-byte block", offset,
+                      STREAM_DISK_ALIGN);
+    put_le32(h, STREAM_LIBXL_TANDEM_DISK_DATA);
+    put_le32(h + 4, STREAM_DISK_DATA_HEADER + len);
+    put_le32(h + 8, disk);
+    put_le32(h + 12, 0);
+    put_le64(h + 16, offset);
+    put_le32(h + 24, len);
+    put_le32(h + 28, 0);
+    r = stream_sink_write(s, h, sizeof(h));
+    if (!r)
+        r = stream_sink_write(s, data, len);
+    if (!r)
+        r = stream_sink_write(s, zeros, stream_pad(len));
+    return r;
+}
+
+int stream_write_checkpoint_ack(struct stream_sink *s, uint64_t epoch)
+{
+    uint8_t b[STREAM_CHECKPOINT_ACK_SIZE];
+
+    put_le32(b, STREAM_LIBXL_TANDEM_CHECKPOINT_ACK);
+    put_le32(b + 4, 8);
+    put_le64(b + 8, epoch);
+    return stream_sink_write(s, b, sizeof(b));
+}
+

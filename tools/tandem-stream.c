@@ -824,9 +824,11 @@ static int input_open(struct input *in, const char *cmd, const char *path, const
         in->own_fd = true;
     }
 
-    /* An inspection tool reads Tandem's compressed page records too. */
+    /* An inspection tool reads Tandem's compressed page records too, and
+     * the delta pages of a Remus stream (the reader takes those only in
+     * one, after its first checkpoint). */
     struct stream_reader_opts o = { .start = in->layer, .checkpoints = ro->checkpoints,
-                                    .xen_made = ro->xen_made, .tandem_lz4 = true,
+                                    .xen_made = ro->xen_made, .tandem_lz4 = true, .tandem_delta = true,
                                     .log = &in->log };
     rc = stream_reader_new(in->fd, &o, &in->r);
     if (rc) {

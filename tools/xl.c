@@ -57,13 +57,42 @@ static const struct xl_command commands[] = {
       "  --compress         send page data lz4-compressed where that is smaller; the\n"
       "                     receiver must be Tandem's (it is run with -z), and the\n"
       "                     stream is no longer one Xen's tools can read\n" },
-    { "migrate-receive", xl_cmd_migrate_receive, "Receive a migrating domain (run by xl migrate)",
-      "[-d] [-e] [-p] [-z] [--negotiate]",
+    { "migrate-receive", xl_cmd_migrate_receive, "Receive a migrating domain (run by xl migrate and xl remus)",
+      "[-d] [-e] [-p] [-z] [--negotiate] | -r [-e] [-u] [--interval MS] [--timeout MS] [--witness ADDR:PORT]",
       "  -p             leave the domain paused once received\n"
       "  -z             accept lz4-compressed page data (xl migrate --compress)\n"
       "  --negotiate    after Xen's banner, say this release and the stream versions\n"
       "                 it reads (xl migrate asks for it)\n"
+      "  -r             be a Remus backup: keep the domain paused as <name>--incoming,\n"
+      "                 apply checkpoints until the stream ends; take over when the\n"
+      "                 primary is gone, destroy the replica when it stops protection\n"
+      "  -u             (with -r) the primary sends no compressed pages (xl remus -u)\n"
+      "  --interval MS  (with -r) the primary's checkpoint interval (default 200)\n"
+      "  --timeout MS   (with -r) declare the primary dead after MS without a\n"
+      "                 checkpoint (default 3 x interval, at least 1000)\n"
+      "  --witness ADDR:PORT  (with -r) before taking over, ask the primary's domain\n"
+      "                 process there (UDP) whether it still runs; it does: no takeover\n"
       "Reads the stream on standard input and answers on standard output.\n" },
+    { "remus", xl_cmd_remus, "Enable Remus HA for a domain: a backup on another host, checkpointed",
+      "[options] <Domain> [<host>]",
+      "  -i MS              checkpoint every MS milliseconds (default 200)\n"
+      "  -u                 no checkpoint compression\n"
+      "  -s SSHCOMMAND      use SSHCOMMAND instead of ssh; with \"\" run '<host> xl migrate-receive -r'\n"
+      "                     directly (<host> is then a command prefix, e.g. 'ip netns exec B')\n"
+      "  -e                 passed to the receiver (accepted for xl compatibility)\n"
+      "  -C CONFIG          the backup's config (e.g. its own disk paths) instead of the domain's\n"
+      "  --witness ADDR:PORT  the primary's domain process answers UDP probes on ADDR:PORT;\n"
+      "                     the backup takes over only if they go unanswered (split-brain guard)\n"
+      "  --timeout MS       the backup (or the primary, waiting for acks) is lost after MS\n"
+      "  --max-downtime MS  the initial live migration's downtime target (default 30)\n"
+      "  --debug            print every epoch (on a terminal they replace each other)\n"
+      "  -F                 unsafe mode; allows:\n"
+      "  -b                 (with -F) checkpoints to /dev/null; <host> is not needed\n"
+      "  -n                 (with -F) no network output buffering\n"
+      "  -d                 (with -F) no disk replication\n"
+      "  -N SCRIPT          accepted for xl compatibility, ignored (no script is needed)\n"
+      "Runs until Ctrl-C (protection stops cleanly, exit 0) or until the backup is lost\n"
+      "(the domain runs on unprotected, exit 1).\n" },
     { "cpuid-policy", xl_cmd_cpuid_policy, "Print, level or check CPU policies",
       "[options] host | guest <Domain> | level <policy.json> ... | check <policy.json>",
       "  host           this host's policy: what KVM gives, less host.cfg's cpuid_mask\n"

@@ -76,6 +76,13 @@ int xl_cmd_save(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_restore(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv);
 int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv);
+/* xl remus (xl_remus.c), and migrate-receive -r's part once the backup's
+ * domain process runs: hands it the back channel (ack_fd, closed here)
+ * with "remus-secondary name=<name> <options>" and reports the outcome. */
+int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv);
+int xl_remus_receive(struct xl_ctx *ctx, unsigned domid, const char *name, const char *options, int ack_fd);
+/* Remus's side of the domain processes xl starts (remus/hooks.c). */
+extern const struct domproc_remus_hooks remus_domproc_hooks;
 
 /* CPU policies (xl_cpuid.c).  host.cfg in the state directory is the
  * host's own config; its cpuid_mask takes features away from this host. */

@@ -201,7 +201,8 @@ static void become_domain_process(struct xl_ctx *ctx, const struct domain_config
     struct domproc_args a = {
         .paths = ctx->paths, .config = *c, .domid = domid, .start_paused = paused,
         .ready_fd = ready_fd, .restore_fd = restore_fd, .restore_options = restore_options,
-        .hooks = &migration_domproc_hooks, .log = &log, .host_mask = *host_mask,
+        .hooks = &migration_domproc_hooks, .remus_hooks = &remus_domproc_hooks, .log = &log,
+        .host_mask = *host_mask,
     };
     _exit(domproc_main(&a));
 }

@@ -108,6 +108,21 @@ static json_object *entry_json(const struct registry_entry *e)
     json_object_object_add(o, "created", json_object_new_int64(e->created));
     if (e->reason[0])
         json_object_object_add(o, "reason", json_object_new_string(e->reason));
+    /* Remus: "protection": {"state": ..., "epochs", "last_commit_ms" (unix
+     * ms), "interval_ms", "peer", "detail"}, when the domain has one. */
+    const struct registry_protection *pr = &e->protection;
+    if (pr->state != DOMAIN_PROTECTION_NONE) {
+        json_object *po = json_object_new_object();
+        json_object_object_add(po, "state", json_object_new_string(domain_protection_name(pr->state)));
+        json_object_object_add(po, "epochs", json_object_new_int64((int64_t)pr->epochs));
+        json_object_object_add(po, "last_commit_ms", json_object_new_int64(pr->last_commit_ms));
+        json_object_object_add(po, "interval_ms", json_object_new_int((int)pr->interval_ms));
+        if (pr->peer[0])
+            json_object_object_add(po, "peer", json_object_new_string(pr->peer));
+        if (pr->detail[0])
+            json_object_object_add(po, "detail", json_object_new_string(pr->detail));
+        json_object_object_add(o, "protection", po);
+    }
     json_object *cfg = e->config_json[0] ? json_tokener_parse(e->config_json) : NULL;
     if (cfg)
         json_object_object_add(o, "config", cfg);
@@ -161,7 +176,13 @@ int xl_cmd_list(struct xl_ctx *ctx, int argc, char **argv)
         printf("%s\n", json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED));
         json_object_put(arr);
     } else if (status == XL_OK || optind < argc) {
-        printf("%-40s %5s %5s %5s     %-6s %8s\n", "Name", "ID", "Mem", "VCPUs", "State", "Time(s)");
+        /* A Remus column only when a listed domain has a protection state,
+         * so the usual listing stays Xen's. */
+        bool ha = false;
+        for (size_t i = 0; i < n; i++)
+            ha |= show[i] && v[i].protection.state != DOMAIN_PROTECTION_NONE;
+        printf("%-40s %5s %5s %5s     %-6s %8s%s\n", "Name", "ID", "Mem", "VCPUs", "State", "Time(s)",
+               ha ? "  Remus" : "");
         if (optind >= argc)
             print_domain0();
         for (size_t i = 0; i < n; i++) {
@@ -171,8 +192,13 @@ int xl_cmd_list(struct xl_ctx *ctx, int argc, char **argv)
             double secs = vcpu_seconds(v[i].pid, &running);
             char st[7];
             state_string(&v[i], running, st);
-            printf("%-40s %5u %5llu %5u     %s %8.1f\n", v[i].name, v[i].domid,
-                   (unsigned long long)v[i].memory_mb, v[i].vcpus, st, secs);
+            char mark[32] = "";
+            if (ha && v[i].protection.state != DOMAIN_PROTECTION_NONE)
+                snprintf(mark, sizeof(mark), "  %s", v[i].protection.state == DOMAIN_PROTECTION_UNPROTECTED
+                                                          ? "UNPROTECTED"
+                                                          : domain_protection_name(v[i].protection.state));
+            printf("%-40s %5u %5llu %5u     %s %8.1f%s\n", v[i].name, v[i].domid,
+                   (unsigned long long)v[i].memory_mb, v[i].vcpus, st, secs, mark);
         }
     }
     free(show);

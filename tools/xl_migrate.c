@@ -831,29 +831,47 @@ failed_resume:
 int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("migrate-receive");
-    enum { OPT_NEGOTIATE = 256 };
+    enum { OPT_NEGOTIATE = 256, OPT_INTERVAL, OPT_TIMEOUT, OPT_WITNESS };
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "negotiate", no_argument, NULL, OPT_NEGOTIATE },
+        { "interval", required_argument, NULL, OPT_INTERVAL },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "witness", required_argument, NULL, OPT_WITNESS },
         { 0 } };
-    bool paused = false, compress = false, negotiate = false;
+    bool paused = false, compress = false, negotiate = false, remus = false, remus_nocompress = false;
+    unsigned remus_interval = 200, remus_timeout = 0;
+    const char *witness = NULL;
     int opt;
+    char *end;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+hdepz", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+hdepzru", longopts, NULL)) != -1) {
         switch (opt) {
         case 'd': case 'e': break; /* xl's debug / no-daemonize: accepted */
         case 'p': paused = true; break;
         case 'z': compress = true; break; /* Tandem's: accept lz4-compressed pages */
         case OPT_NEGOTIATE: negotiate = true; break; /* Tandem's, since 1.1.0: say what we read */
+        case 'r': remus = true; break;   /* Xen's: a Remus backup (xl remus runs us so) */
+        case 'u': remus_nocompress = true; break;
+        case OPT_INTERVAL:
+            remus_interval = (unsigned)strtoul(optarg, &end, 10);
+            if (*end || !remus_interval) return xl_usage(cmd, true);
+            break;
+        case OPT_TIMEOUT:
+            remus_timeout = (unsigned)strtoul(optarg, &end, 10);
+            if (*end) return xl_usage(cmd, true);
+            break;
+        case OPT_WITNESS: witness = optarg; break;
         case 'h': return xl_usage(cmd, false);
         default: return xl_usage(cmd, true);
         }
     }
-    if (argc != optind)
+    if (argc != optind || (!remus && (witness || remus_timeout || remus_nocompress)) || (remus && (paused || negotiate)))
         return xl_usage(cmd, true);
     const int recv_fd = STDIN_FILENO, send_fd = STDOUT_FILENO;
     signal(SIGPIPE, SIG_IGN);
-    fprintf(stderr, "migration target: Ready to receive domain%s.\n", compress ? " (lz4 compression accepted)" : "");
+    fprintf(stderr, "migration target: Ready to receive domain%s.\n",
+            remus ? " (Remus backup)" : compress ? " (lz4 compression accepted)" : "");
     if (xl_open_host(ctx) || write_exact(send_fd, banner, sizeof(banner) - 1))
         return XL_FAILED;
     if (negotiate) {
@@ -889,6 +907,23 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
 
     unsigned domid = 0;
     char summary[400] = "";
+    if (remus) {
+        /* The backup's domain process reads the stream itself, paused
+         * throughout, and serves its control socket meanwhile. */
+        if (xl_spawn_domain(ctx, &c, true, recv_fd, "remus", &domid, summary, sizeof(summary))) {
+            fprintf(stderr, "migration target: Domain creation failed.\n");
+            return XL_FAILED;
+        }
+        char opts[300];
+        int n = snprintf(opts, sizeof(opts), "interval_ms=%u", remus_interval);
+        if (remus_timeout)
+            n += snprintf(opts + n, sizeof(opts) - (size_t)n, " timeout_ms=%u", remus_timeout);
+        if (witness)
+            n += snprintf(opts + n, sizeof(opts) - (size_t)n, " witness=%s", witness);
+        if (remus_nocompress)
+            snprintf(opts + n, sizeof(opts) - (size_t)n, " nocompress");
+        return xl_remus_receive(ctx, domid, name, opts, send_fd);
+    }
     if (xl_spawn_domain(ctx, &c, true, recv_fd, compress ? "compress" : NULL, &domid, summary, sizeof(summary))) {
         fprintf(stderr, "migration target: Domain creation failed.\n");
         return XL_FAILED;

@@ -59,28 +59,30 @@ static int read_line(int fd, char *buf, size_t len, int timeout_ms)
     return -E2BIG;
 }
 
-/* Sends "cmd\n" in one message, with `pass_fd` attached when >= 0. */
-static int send_command(int sock, const char *cmd, int pass_fd)
+/* Sends "cmd\n" in one message, with fds[0..nfds) attached. */
+static int send_command(int sock, const char *cmd, const int *fds, unsigned nfds)
 {
     char line[1024];
     int n = snprintf(line, sizeof(line), "%s\n", cmd);
     if (n >= (int)sizeof(line))
         return -E2BIG;
+    if (nfds > CONTROL_MAX_FDS)
+        return -EINVAL;
     struct iovec iov = { .iov_base = line, .iov_len = (size_t)n };
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * CONTROL_MAX_FDS)];
         struct cmsghdr align;
     } ctl;
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
-    if (pass_fd >= 0) {
+    if (nfds) {
         memset(&ctl, 0, sizeof(ctl));
         msg.msg_control = ctl.buf;
-        msg.msg_controllen = sizeof(ctl.buf);
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
         struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
     }
     return sendmsg(sock, &msg, MSG_NOSIGNAL) == n ? 0 : -errno;
 }
@@ -101,19 +103,46 @@ int control_command_progress(const struct host_paths *p, unsigned domid, const c
                              void (*on_progress)(void *opaque, const char *line), void *opaque,
                              char *reply, size_t reply_len, const struct tlog *log)
 {
-    char line[4096];
+    return control_command_fds(p, domid, cmd, &pass_fd, pass_fd >= 0 ? 1 : 0, on_progress, opaque, reply,
+                               reply_len, log);
+}
+
+int control_send_fds(const struct host_paths *p, unsigned domid, const char *cmd, const int *fds, unsigned nfds,
+                     const struct tlog *log)
+{
     int fd = control_connect(p, domid, log);
     if (fd < 0)
         return fd;
-    int rc = send_command(fd, cmd, pass_fd);
+    int rc = send_command(fd, cmd, fds, nfds);
     if (rc) {
+        tlog_error(log, "cannot send '%s' to domain %u: %s", cmd, domid, strerror(-rc));
         close(fd);
         return rc;
     }
+    return fd;
+}
+
+int control_command_fds(const struct host_paths *p, unsigned domid, const char *cmd, const int *fds,
+                        unsigned nfds, void (*on_progress)(void *opaque, const char *line), void *opaque,
+                        char *reply, size_t reply_len, const struct tlog *log)
+{
+    int fd = control_send_fds(p, domid, cmd, fds, nfds, log);
+    if (fd < 0)
+        return fd;
     /* A save of a large guest takes a while; the timeout only guards
      * against a wedged process. */
+    return control_wait_reply(fd, domid, cmd, nfds ? -1 : CONTROL_REPLY_TIMEOUT_MS, on_progress, opaque, reply,
+                              reply_len, log);
+}
+
+int control_wait_reply(int fd, unsigned domid, const char *cmd, int timeout_ms,
+                       void (*on_progress)(void *opaque, const char *line), void *opaque, char *reply,
+                       size_t reply_len, const struct tlog *log)
+{
+    char line[4096];
+    int rc;
     for (;;) {
-        rc = read_line(fd, line, sizeof(line), pass_fd >= 0 ? -1 : CONTROL_REPLY_TIMEOUT_MS);
+        rc = read_line(fd, line, sizeof(line), timeout_ms);
         if (rc || strncmp(line, "progress ", 9) != 0)
             break;
         if (on_progress)

@@ -742,7 +742,6 @@ int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const
         struct virtio_dev *v = d->devs->dev[i];
         size_t sz = virtio_dev_state_size(v);
         devstate_put_header(b + off, devstate_model_of(v), DEVSTATE_VIRTIO_VERSION, (uint32_t)sz);
-        /* A disk syncs here: the state is taken to hand the guest over. */
         int rc = virtio_dev_state_save(v, b + off + DEVSTATE_HDR, log);
         if (rc) {
             free(b);

@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 #include <unistd.h>
 #include "domain.h"
@@ -26,24 +28,41 @@
 struct client {
     int fd;
     bool console;            /* attached console: raw bytes both ways */
-    int passed_fd;           /* an fd that came with the command, or -1 */
-    char buf[256];
+    int passed_fd;           /* the first fd that came with the command, or -1 */
+    int passed_fd2;          /* the second (xl remus's back channel), or -1 */
+    char buf[512];
     size_t len;
 };
 
-/* A save runs in its own thread so the main loop keeps serving the
- * console and other clients meanwhile. */
+/* A save, and Remus on either side, run in their own thread so the main
+ * loop keeps serving the console and other clients meanwhile. */
+enum job_kind { JOB_SAVE, JOB_REMUS_PRIMARY, JOB_REMUS_SECONDARY };
+
 struct job {
     bool running;
+    enum job_kind kind;
     pthread_t thread;
     struct client *client;   /* to answer; NULL once it hung up */
     int fd;
+    int fd2;                 /* Remus: the back channel (acks), or -1 */
     int progress_fd;         /* a dup of the client's socket, for progress */
-    char options[200];
+    char options[400];
+    char name[DOMAIN_NAME_MAX]; /* Remus: the domain's name (the backup's after failover) */
     int rc;
     char summary[2048];
-    bool cancel;             /* its client hung up: give up */
+    bool cancel;             /* its client hung up: give up (save) */
+    bool stop;               /* end Remus protection cleanly (primary) */
+    bool blackhole;          /* Remus to /dev/null (xl remus -F -b): no backup at all */
     bool was_user_paused;
+};
+
+/* Figures the Remus job hands to the main loop, which alone writes the
+ * registry. */
+struct remus_news {
+    pthread_mutex_t lock;
+    uint64_t epoch;
+    long long commit_ms;
+    bool changed;
 };
 
 struct domproc {
@@ -52,6 +71,14 @@ struct domproc {
     struct registry_entry reg;
     int epfd, listen_fd, console_efd, end_efd, signal_fd, console_log_fd, job_efd;
     struct job job;
+    /* Remus. */
+    int remus_efd;           /* the job has news for the registry */
+    struct remus_news news;
+    int witness_fd;          /* UDP: answers the backup's "is the primary alive?" */
+    char witness_name[DOMAIN_NAME_MAX];
+    char witness_spec[160];
+    bool backup_waiting;     /* a Remus replica waiting for its remus-secondary command */
+    uint64_t backup_deadline_ms;
     bool user_paused;
     bool quit;
 
@@ -236,10 +263,13 @@ static void client_close(struct domproc *dp, struct client *c)
     close(c->fd);
     if (c->passed_fd >= 0)
         close(c->passed_fd);
+    if (c->passed_fd2 >= 0)
+        close(c->passed_fd2);
     if (dp->job.client == c)
         dp->job.client = NULL;
     c->fd = -1;
     c->passed_fd = -1;
+    c->passed_fd2 = -1;
     c->console = false;
     c->len = 0;
 }
@@ -325,6 +355,9 @@ static bool start_save(struct domproc *dp, struct client *c, const char *options
     return true;
 }
 
+static void finish_remus_primary(struct domproc *dp);
+static void finish_remus_secondary(struct domproc *dp);
+
 static void finish_save(struct domproc *dp)
 {
     struct job *j = &dp->job;
@@ -336,6 +369,16 @@ static void finish_save(struct domproc *dp)
     close(j->fd);
     if (j->progress_fd >= 0)
         close(j->progress_fd);
+    if (j->kind != JOB_SAVE) {
+        close(j->fd2);
+        if (j->kind == JOB_REMUS_PRIMARY)
+            finish_remus_primary(dp);
+        else
+            finish_remus_secondary(dp);
+        if (j->client)
+            client_close(dp, j->client);
+        return;
+    }
     /* The save's pause becomes the user's: the domain stays paused for
      * the client to destroy, unpause or hand over.  With the client gone
      * (xl killed) nobody would: the guest goes on as it was, unless it was
@@ -384,11 +427,11 @@ static void open_console_log(struct domproc *dp)
 
 /* Xen's migration renames domains (<name>--incoming, <name>--migratedaway);
  * the registry keeps names unique, and the console log follows the name. */
-static void rename_domain(struct domproc *dp, struct client *c, const char *name)
+static int rename_to(struct domproc *dp, const char *name, char *why, size_t why_len)
 {
     if (!domain_name_valid(name)) {
-        reply(c, EINVAL, "invalid domain name '%.64s'", name);
-        return;
+        snprintf(why, why_len, "invalid domain name '%.64s'", name);
+        return -EINVAL;
     }
     struct registry_entry e = dp->reg;
     snprintf(e.name, sizeof(e.name), "%s", name);
@@ -398,8 +441,8 @@ static void rename_domain(struct domproc *dp, struct client *c, const char *name
     dp->last_error[0] = '\0';
     int rc = registry_write_unique(&dp->a->paths, &e, &dp->log);
     if (rc) {
-        reply(c, -rc, "%s", dp->last_error[0] ? dp->last_error : strerror(-rc));
-        return;
+        snprintf(why, why_len, "%s", dp->last_error[0] ? dp->last_error : strerror(-rc));
+        return rc;
     }
     tlog_info(&dp->log, "domain %u renamed from %s to %s", dp->a->domid, dp->a->config.name, name);
     drain_console(dp);
@@ -414,7 +457,363 @@ static void rename_domain(struct domproc *dp, struct client *c, const char *name
     dp->reg = e;
     dp->a->config = cfg;
     open_console_log(dp);
-    reply(c, 0, "%s", "");
+    return 0;
+}
+
+static void rename_domain(struct domproc *dp, struct client *c, const char *name)
+{
+    char why[sizeof(dp->last_error)];
+    int rc = rename_to(dp, name, why, sizeof(why));
+    if (rc)
+        reply(c, -rc, "%s", why);
+    else
+        reply(c, 0, "%s", "");
+}
+
+/* ---- Remus ---------------------------------------------------------------
+ * The primary: "remus [witness=ADDR:PORT] <engine options>" with two fds,
+ * the stream to the backup and the back channel from it; protection runs
+ * in the job thread while the domain runs on, until the client hangs up
+ * (xl remus ended: a clean stop), "remus-stop", or the backup is lost.
+ * The backup: a domain process started for restore with the options
+ * "remus" waits, paused and serving its socket, for "remus-secondary
+ * name=<name> <engine options>" with the back channel's fd; the stream is
+ * the one it was started with. */
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* How long a started replica waits for its remus-secondary command: the
+ * xl migrate-receive that started it sends it at once. */
+#define BACKUP_COMMAND_WAIT_MS 30000
+
+static void remus_epoch(void *opaque, uint64_t epoch, uint64_t commit_unix_ms)
+{
+    struct domproc *dp = opaque;
+    pthread_mutex_lock(&dp->news.lock);
+    dp->news.epoch = epoch;
+    dp->news.commit_ms = (long long)commit_unix_ms;
+    bool wake = !dp->news.changed;
+    dp->news.changed = true;
+    pthread_mutex_unlock(&dp->news.lock);
+    uint64_t one = 1;
+    if (wake && write(dp->remus_efd, &one, sizeof(one)) < 0) { /* already signalled */ }
+}
+
+static void remus_progress(void *opaque, const char *line)
+{
+    struct domproc *dp = opaque;
+    save_progress(&dp->job, line);
+}
+
+/* The registry hears of epochs at most once a second: at -i 20 a write
+ * per epoch would be 50 renames a second for nothing. */
+static void remus_news_to_registry(struct domproc *dp, bool force)
+{
+    uint64_t v;
+    if (read(dp->remus_efd, &v, sizeof(v)) < 0) { /* nothing pending */ }
+    static const long long every_ms = 1000;
+    pthread_mutex_lock(&dp->news.lock);
+    bool changed = dp->news.changed;
+    uint64_t epoch = dp->news.epoch;
+    long long at = dp->news.commit_ms;
+    dp->news.changed = false;
+    pthread_mutex_unlock(&dp->news.lock);
+    if (!changed && !force)
+        return;
+    struct registry_protection *pr = &dp->reg.protection;
+    bool first = pr->state == DOMAIN_PROTECTION_SYNCING;
+    if (!force && !first && pr->last_commit_ms && at - pr->last_commit_ms < every_ms) {
+        /* Keep the news for the next write. */
+        pthread_mutex_lock(&dp->news.lock);
+        dp->news.changed = true;
+        pthread_mutex_unlock(&dp->news.lock);
+        return;
+    }
+    if (first && dp->job.blackhole) {
+        pr->state = DOMAIN_PROTECTION_UNPROTECTED;
+        snprintf(pr->detail, sizeof(pr->detail), "checkpoints go to /dev/null (xl remus -F -b): no backup");
+    } else if (first) {
+        pr->state = DOMAIN_PROTECTION_PROTECTED;
+        snprintf(pr->detail, sizeof(pr->detail), "checkpointing");
+        tlog_info(&dp->log, "remus: domain %u (%s) is protected: the backup acknowledged epoch %llu", dp->a->domid,
+                  dp->a->config.name, (unsigned long long)epoch);
+    }
+    pr->epochs = epoch;
+    pr->last_commit_ms = at;
+    update_registry(dp, dp->reg.state, NULL);
+}
+
+/* A timer for news kept back by remus_news_to_registry: the main loop
+ * looks again within a second while Remus runs. */
+static bool remus_news_pending(struct domproc *dp)
+{
+    pthread_mutex_lock(&dp->news.lock);
+    bool c = dp->news.changed;
+    pthread_mutex_unlock(&dp->news.lock);
+    return c;
+}
+
+static void *remus_thread(void *arg)
+{
+    struct domproc *dp = arg;
+    struct job *j = &dp->job;
+    const struct domproc_remus_report r = { .progress = remus_progress, .epoch = remus_epoch, .opaque = dp };
+    if (j->kind == JOB_REMUS_PRIMARY)
+        j->rc = dp->a->remus_hooks->primary(dp->d, j->name, j->fd, j->fd2, j->options, &r, &j->stop, j->summary,
+                                            sizeof(j->summary), &dp->log);
+    else
+        j->rc = dp->a->remus_hooks->secondary(dp->d, j->name, j->fd, j->fd2, j->options, &r, j->summary,
+                                              sizeof(j->summary), &dp->log);
+    uint64_t one = 1;
+    if (write(dp->job_efd, &one, sizeof(one)) < 0) { /* already signalled */ }
+    return NULL;
+}
+
+/* The witness: "<WITNESS_PROBE> <name> <nonce>" from the backup gets
+ * "<WITNESS_ALIVE> <name> <nonce>" for as long as this process and its
+ * domain live, protected or not: a backup that lost the stream must not
+ * take over from a primary that merely lost the link. */
+static int open_witness(struct domproc *dp, const char *spec, char *why, size_t why_len)
+{
+    if (dp->witness_fd >= 0 && strcmp(spec, dp->witness_spec) == 0) {
+        snprintf(dp->witness_name, sizeof(dp->witness_name), "%s", dp->a->config.name);
+        return 0;   /* already answering there */
+    }
+    char host[64];
+    const char *colon = strrchr(spec, ':');
+    char *end;
+    unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
+    if (!colon || (size_t)(colon - spec) >= sizeof(host) || !port || port > 65535 || *end) {
+        snprintf(why, why_len, "witness '%.100s' is not ADDR:PORT", spec);
+        return -EINVAL;
+    }
+    memcpy(host, spec, (size_t)(colon - spec));
+    host[colon - spec] = '\0';
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(why, why_len, "witness address '%.64s' is not an IPv4 address", host);
+        return -EINVAL;
+    }
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int err = errno;
+        snprintf(why, why_len, "witness %.100s: %s", spec, strerror(err));
+        if (fd >= 0)
+            close(fd);
+        return -err;
+    }
+    if (dp->witness_fd >= 0) {
+        epoll_ctl(dp->epfd, EPOLL_CTL_DEL, dp->witness_fd, NULL);
+        close(dp->witness_fd);
+    }
+    dp->witness_fd = fd;
+    snprintf(dp->witness_spec, sizeof(dp->witness_spec), "%s", spec);
+    snprintf(dp->witness_name, sizeof(dp->witness_name), "%s", dp->a->config.name);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &dp->witness_fd };
+    epoll_ctl(dp->epfd, EPOLL_CTL_ADD, fd, &ev);
+    tlog_info(&dp->log, "remus: answering the backup's witness probes on %s", spec);
+    return 0;
+}
+
+static void answer_witness(struct domproc *dp)
+{
+    for (;;) {
+        char buf[200], out[260];
+        struct sockaddr_in from;
+        socklen_t fl = sizeof(from);
+        ssize_t n = recvfrom(dp->witness_fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
+        if (n <= 0)
+            return;
+        buf[n] = '\0';
+        size_t pl = strlen(DOMPROC_WITNESS_PROBE);
+        char name[DOMAIN_NAME_MAX + 1];
+        unsigned long long nonce;
+        if (strncmp(buf, DOMPROC_WITNESS_PROBE " ", pl + 1) != 0 ||
+            sscanf(buf + pl + 1, "%64s %llu", name, &nonce) != 2 || strcmp(name, dp->witness_name) != 0)
+            continue; /* not for us */
+        int len = snprintf(out, sizeof(out), DOMPROC_WITNESS_ALIVE " %s %llu", name, nonce);
+        sendto(dp->witness_fd, out, (size_t)len, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+    }
+}
+
+/* Takes "witness=ADDR:PORT" out of options (the engine never sees it). */
+static void take_option(char *options, const char *key, char *val, size_t len)
+{
+    size_t kl = strlen(key);
+    val[0] = '\0';
+    for (char *p = options; *p;) {
+        char *tok_end = strchr(p, ' ');
+        size_t tl = tok_end ? (size_t)(tok_end - p) : strlen(p);
+        if (tl > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            snprintf(val, len, "%.*s", (int)(tl - kl - 1), p + kl + 1);
+            memmove(p, p + tl + (tok_end ? 1 : 0), strlen(p + tl + (tok_end ? 1 : 0)) + 1);
+            continue;
+        }
+        p += tl + (tok_end ? 1 : 0);
+    }
+}
+
+static bool start_remus_job(struct domproc *dp, struct client *c, enum job_kind kind, const char *options)
+{
+    struct job *j = &dp->job;
+    int in_fd = kind == JOB_REMUS_PRIMARY ? c->passed_fd : dp->a->restore_fd;
+    int ack_fd = kind == JOB_REMUS_PRIMARY ? c->passed_fd2 : c->passed_fd;
+    const struct domproc_remus_hooks *h = dp->a->remus_hooks;
+    if (!h || (kind == JOB_REMUS_PRIMARY ? !h->primary : !h->secondary)) {
+        reply(c, ENOTSUP, "this domain process cannot do Remus");
+        return false;
+    }
+    if (in_fd < 0 || ack_fd < 0) {
+        reply(c, EINVAL, kind == JOB_REMUS_PRIMARY
+                             ? "remus needs two file descriptors: the stream to the backup and its back channel"
+                             : "remus-secondary needs the back channel's file descriptor");
+        return false;
+    }
+    if (j->running) {
+        reply(c, EBUSY, "%s", j->kind == JOB_SAVE ? "a save is in progress" : "Remus is already running");
+        return false;
+    }
+    memset(j, 0, sizeof(*j));
+    j->kind = kind;
+    snprintf(j->options, sizeof(j->options), "%s", options);
+    j->blackhole = strstr(j->options, "blackhole") != NULL;
+    char witness[160], name[DOMAIN_NAME_MAX], peer[sizeof(dp->reg.protection.peer)], interval[16];
+    take_option(j->options, "name", name, sizeof(name));
+    take_option(j->options, "peer", peer, sizeof(peer));
+    memcpy(j->name, kind == JOB_REMUS_PRIMARY || !name[0] ? dp->a->config.name : name, sizeof(j->name));
+    j->name[sizeof(j->name) - 1] = '\0';
+    if (kind == JOB_REMUS_PRIMARY) {
+        take_option(j->options, "witness", witness, sizeof(witness));
+        char why[300];
+        if (witness[0] && open_witness(dp, witness, why, sizeof(why))) {
+            reply(c, EINVAL, "%s", why);
+            return false;
+        }
+    }
+    /* The engine sees the interval as well, for its timeouts. */
+    const char *iv = strstr(j->options, "interval_ms=");
+    snprintf(interval, sizeof(interval), "%s", iv ? iv + 12 : "200");
+    j->fd = in_fd;
+    j->fd2 = ack_fd;
+    if (kind == JOB_REMUS_PRIMARY)
+        c->passed_fd = c->passed_fd2 = -1;
+    else {
+        c->passed_fd = -1;
+        dp->a->restore_fd = -1;
+        dp->backup_waiting = false;
+    }
+    j->client = c;
+    j->progress_fd = dup(c->fd);
+    pthread_mutex_lock(&dp->news.lock);
+    dp->news.changed = false;
+    pthread_mutex_unlock(&dp->news.lock);
+    int rc = pthread_create(&j->thread, NULL, remus_thread, dp);
+    if (rc) {
+        if (j->progress_fd >= 0)
+            close(j->progress_fd);
+        close(j->fd);
+        close(j->fd2);
+        reply(c, rc, "cannot start Remus: %s", strerror(rc));
+        if (kind == JOB_REMUS_SECONDARY)
+            dp->quit = true;
+        return false;
+    }
+    j->running = true;
+    struct registry_protection *pr = &dp->reg.protection;
+    *pr = (struct registry_protection){
+        .state = kind == JOB_REMUS_PRIMARY ? DOMAIN_PROTECTION_SYNCING : DOMAIN_PROTECTION_BACKUP,
+        .interval_ms = (unsigned)strtoul(interval, NULL, 10),
+    };
+    snprintf(pr->peer, sizeof(pr->peer), "%s", peer);
+    snprintf(pr->detail, sizeof(pr->detail), "%s",
+             kind == JOB_REMUS_PRIMARY ? "sending the initial copy" : "receiving checkpoints");
+    update_registry(dp, dp->reg.state, NULL);
+    tlog_info(&dp->log, "remus: %s domain %u (%s)%s%s", kind == JOB_REMUS_PRIMARY ? "protecting" : "backup of",
+              dp->a->domid, j->name, peer[0] ? ", the backup on " : "", peer);
+    return true;
+}
+
+/* The primary's end: stopped, or the backup lost (the guest runs on). */
+static void finish_remus_primary(struct domproc *dp)
+{
+    struct job *j = &dp->job;
+    struct registry_protection *pr = &dp->reg.protection;
+    remus_news_to_registry(dp, false);
+    bool was_protected = pr->state == DOMAIN_PROTECTION_PROTECTED;
+    char why[sizeof(dp->last_error)];
+    snprintf(why, sizeof(why), "%s", dp->last_error[0] ? dp->last_error : strerror(-j->rc));
+    if (!j->rc) {
+        tlog_info(&dp->log, "remus: protection of domain %u (%s) stopped: %s", dp->a->domid, dp->a->config.name,
+                  j->summary);
+        *pr = (struct registry_protection){ 0 };
+        update_registry(dp, dp->reg.state, NULL);
+        if (j->client)
+            reply(j->client, 0, "stopped %s", j->summary);
+        return;
+    }
+    if (was_protected) {
+        pr->state = DOMAIN_PROTECTION_UNPROTECTED;
+        snprintf(pr->detail, sizeof(pr->detail), "lost the backup after epoch %llu: %.200s",
+                 (unsigned long long)pr->epochs, why);
+        tlog_error(&dp->log, "remus: LOST THE BACKUP of domain %u (%s) after epoch %llu: %s; the domain runs on "
+                   "UNPROTECTED", dp->a->domid, dp->a->config.name, (unsigned long long)pr->epochs, why);
+    } else {
+        *pr = (struct registry_protection){ 0 };
+        tlog_error(&dp->log, "remus: could not protect domain %u (%s): %s; it runs on unprotected", dp->a->domid,
+                   dp->a->config.name, why);
+    }
+    update_registry(dp, dp->reg.state, NULL);
+    if (j->client)
+        reply(j->client, -j->rc, "%s %s", was_protected ? "lost-backup" : "not-protected", why);
+}
+
+/* The backup's end: take over, or go. */
+static void finish_remus_secondary(struct domproc *dp)
+{
+    struct job *j = &dp->job;
+    struct registry_protection *pr = &dp->reg.protection;
+    remus_news_to_registry(dp, true);
+    char why[sizeof(dp->last_error)];
+    snprintf(why, sizeof(why), "%s", dp->last_error[0] ? dp->last_error : strerror(j->rc < 0 ? -j->rc : EIO));
+    if (j->rc == DOMPROC_REMUS_FAILOVER) {
+        /* The replica holds the last committed epoch: it becomes the guest.
+         * Unpause first (the outside world waits), then take the name. */
+        dp->user_paused = false;
+        domain_unpause(dp->d);
+        char rwhy[300] = "";
+        int rrc = strcmp(dp->a->config.name, j->name) ? rename_to(dp, j->name, rwhy, sizeof(rwhy)) : 0;
+        if (rrc)
+            tlog_error(&dp->log, "remus: failover: cannot rename domain %u to %s: %s; it runs as %s", dp->a->domid,
+                       j->name, rwhy, dp->a->config.name);
+        tlog_warn(&dp->log, "failover: %s", j->summary);
+        pr = &dp->reg.protection;
+        pr->state = DOMAIN_PROTECTION_UNPROTECTED;
+        snprintf(pr->detail, sizeof(pr->detail), "took over from the primary: %.220s", j->summary);
+        update_registry(dp, DOMAIN_STATE_RUNNING, NULL);
+        if (j->client)
+            reply(j->client, 0, "failover %s", j->summary);
+        return;
+    }
+    if (j->rc == DOMPROC_REMUS_STOPPED) {
+        tlog_info(&dp->log, "remus: the primary stopped protection (%s); destroying the replica", j->summary);
+        if (j->client)
+            reply(j->client, 0, "stopped %s", j->summary);
+    } else if (j->rc == DOMPROC_REMUS_PRIMARY_ALIVE) {
+        tlog_error(&dp->log, "remus: lost the stream but the witness says the primary is alive (%s): NOT taking "
+                   "over; destroying the replica", j->summary);
+        if (j->client)
+            reply(j->client, 0, "primary-alive %s", j->summary);
+    } else {
+        tlog_error(&dp->log, "remus: the backup failed before the first checkpoint: %s", why);
+        if (j->client)
+            reply(j->client, j->rc < 0 ? -j->rc : EIO, "%s", why);
+    }
+    dp->quit = true;
 }
 
 /* "cpu-policy" with a file descriptor: the guest's CPU policy as JSON
@@ -465,6 +864,17 @@ static bool handle_command(struct domproc *dp, struct client *c, const char *cmd
     const struct domain_config *cfg = &dp->a->config;
     bool ended = dp->reg.state == DOMAIN_STATE_SHUTDOWN || dp->reg.state == DOMAIN_STATE_CRASHED;
 
+    /* A replica must stay as its checkpoints leave it, and the engine
+     * pauses a protected domain at every checkpoint: neither is the
+     * user's to pause, unpause or save meanwhile. */
+    bool backup = dp->backup_waiting || (dp->job.running && dp->job.kind == JOB_REMUS_SECONDARY);
+    bool protecting = dp->job.running && dp->job.kind == JOB_REMUS_PRIMARY;
+    if ((backup || protecting) && (!strcmp(cmd, "pause") || !strcmp(cmd, "unpause") || !strcmp(cmd, "save") ||
+                                   !strncmp(cmd, "save ", 5) || !strncmp(cmd, "rename ", 7))) {
+        reply(c, EBUSY, "domain %s is %s", cfg->name,
+              backup ? "a Remus backup" : "under Remus protection (stop xl remus first)");
+        return false;
+    }
     if (strcmp(cmd, "pause") == 0) {
         if (ended) {
             reply(c, EINVAL, "domain %s has %s", cfg->name, domain_state_name(dp->reg.state));
@@ -492,8 +902,9 @@ static bool handle_command(struct domproc *dp, struct client *c, const char *cmd
         dp->quit = true;
         return false;
     } else if (strcmp(cmd, "status") == 0) {
-        reply(c, 0, "domid=%u name=%s state=%s vcpus=%u memory=%llu", dp->a->domid, cfg->name,
-              domain_state_name(dp->reg.state), cfg->vcpus, (unsigned long long)cfg->memory_mb);
+        reply(c, 0, "domid=%u name=%s state=%s vcpus=%u memory=%llu protection=%s epochs=%llu", dp->a->domid,
+              cfg->name, domain_state_name(dp->reg.state), cfg->vcpus, (unsigned long long)cfg->memory_mb,
+              domain_protection_name(dp->reg.protection.state), (unsigned long long)dp->reg.protection.epochs);
     } else if (strcmp(cmd, "save") == 0 || strncmp(cmd, "save ", 5) == 0) {
         if (ended) {
             reply(c, EINVAL, "domain %s has %s", cfg->name, domain_state_name(dp->reg.state));
@@ -502,6 +913,28 @@ static bool handle_command(struct domproc *dp, struct client *c, const char *cmd
         dp->last_error[0] = '\0';
         /* The connection stays open for the answer when the save ends. */
         return start_save(dp, c, cmd[4] ? cmd + 5 : "");
+    } else if (strcmp(cmd, "remus") == 0 || strncmp(cmd, "remus ", 6) == 0) {
+        if (ended || dp->backup_waiting || dp->reg.protection.state == DOMAIN_PROTECTION_BACKUP) {
+            reply(c, EINVAL, "domain %s is %s: only a running domain can be protected", cfg->name,
+                  dp->backup_waiting ? "a Remus backup" : domain_state_name(dp->reg.state));
+            return false;
+        }
+        dp->last_error[0] = '\0';
+        return start_remus_job(dp, c, JOB_REMUS_PRIMARY, cmd[5] ? cmd + 6 : "");
+    } else if (strcmp(cmd, "remus-secondary") == 0 || strncmp(cmd, "remus-secondary ", 16) == 0) {
+        if (!dp->backup_waiting) {
+            reply(c, EINVAL, "domain %s is not a Remus backup waiting for its stream", cfg->name);
+            return false;
+        }
+        dp->last_error[0] = '\0';
+        return start_remus_job(dp, c, JOB_REMUS_SECONDARY, cmd[15] ? cmd + 16 : "");
+    } else if (strcmp(cmd, "remus-stop") == 0) {
+        if (!dp->job.running || dp->job.kind != JOB_REMUS_PRIMARY) {
+            reply(c, EINVAL, "domain %s is not protected by Remus here", cfg->name);
+        } else {
+            __atomic_store_n(&dp->job.stop, true, __ATOMIC_RELAXED);
+            reply(c, 0, "%s", "stopping");
+        }
     } else if (strncmp(cmd, "rename ", 7) == 0) {
         rename_domain(dp, c, cmd + 7);
     } else if (strcmp(cmd, "console") == 0) {
@@ -534,15 +967,28 @@ static void handle_client(struct domproc *dp, struct client *c)
         char b[64];
         ssize_t r = recv(c->fd, b, sizeof(b), MSG_DONTWAIT);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) {
-            __atomic_store_n(&dp->job.cancel, true, __ATOMIC_RELAXED);
-            client_close(dp, c);
+            if (dp->job.kind == JOB_SAVE) {
+                __atomic_store_n(&dp->job.cancel, true, __ATOMIC_RELAXED);
+                client_close(dp, c);
+                return;
+            }
+            /* xl remus ended (Ctrl-C): protection stops cleanly, and the
+             * answer still goes to it if it only shut its sending side.
+             * A backup's client going (its ssh died with the primary's
+             * host) changes nothing: the replica decides on its own. */
+            if (dp->job.kind == JOB_REMUS_PRIMARY) {
+                if (!dp->job.stop)
+                    tlog_info(&dp->log, "remus: xl remus hung up; stopping protection");
+                __atomic_store_n(&dp->job.stop, true, __ATOMIC_RELAXED);
+            }
+            epoll_ctl(dp->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         }
         return;
     }
     /* recvmsg, because a command may come with a file descriptor. */
     struct iovec iov = { .iov_base = c->buf + c->len, .iov_len = sizeof(c->buf) - 1 - c->len };
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * CONTROL_MAX_FDS)];
         struct cmsghdr align;
     } ctl;
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
@@ -561,8 +1007,10 @@ static void handle_client(struct domproc *dp, struct client *c)
             memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
             if (c->passed_fd < 0)
                 c->passed_fd = fd;
+            else if (c->passed_fd2 < 0)
+                c->passed_fd2 = fd;
             else
-                close(fd); /* one descriptor per command */
+                close(fd); /* two descriptors per command at most */
         }
     }
     c->len += r;
@@ -591,7 +1039,7 @@ static void accept_client(struct domproc *dp)
         c->fd = fd;
         c->len = 0;
         c->console = false;
-        c->passed_fd = -1;
+        c->passed_fd = c->passed_fd2 = -1;
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         epoll_ctl(dp->epfd, EPOLL_CTL_ADD, fd, &ev);
         return;
@@ -674,8 +1122,10 @@ int domproc_main(struct domproc_args *a)
     dp->log = (struct tlog){ .fn = domproc_log, .opaque = dp, .min_level = TLOG_DEBUG };
     dp->epfd = dp->listen_fd = dp->console_efd = dp->end_efd = dp->signal_fd = dp->console_log_fd = -1;
     dp->job_efd = dp->watch_stop[0] = dp->watch_stop[1] = -1;
+    dp->remus_efd = dp->witness_fd = -1;
     for (unsigned i = 0; i < MAX_CLIENTS; i++)
-        dp->clients[i].fd = dp->clients[i].passed_fd = -1;
+        dp->clients[i].fd = dp->clients[i].passed_fd = dp->clients[i].passed_fd2 = -1;
+    pthread_mutex_init(&dp->news.lock, NULL);
     pthread_mutex_init(&dp->ring_lock, NULL);
     pthread_mutex_init(&dp->end_lock, NULL);
     int status = 1;
@@ -697,17 +1147,32 @@ int domproc_main(struct domproc_args *a)
     dp->end_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     dp->signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
     dp->job_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (dp->epfd < 0 || dp->console_efd < 0 || dp->end_efd < 0 || dp->signal_fd < 0 || dp->job_efd < 0) {
+    dp->remus_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (dp->epfd < 0 || dp->console_efd < 0 || dp->end_efd < 0 || dp->signal_fd < 0 || dp->job_efd < 0 ||
+        dp->remus_efd < 0) {
         snprintf(errbuf, sizeof(errbuf), "setting up the domain process: %s", strerror(errno));
         goto fail;
     }
     bool restoring = a->restore_fd >= 0;
+    /* A Remus backup receives its stream in a job thread once the control
+     * socket is up (it must answer xl list and xl destroy for as long as
+     * the primary lives); a plain restore reads it here, before. */
+    bool remus_backup = restoring && a->restore_options && strncmp(a->restore_options, "remus", 5) == 0 &&
+                        (!a->restore_options[5] || a->restore_options[5] == ' ');
     if (build_domain(dp, restoring)) {
         snprintf(errbuf, sizeof(errbuf), "%s", dp->last_error[0] ? dp->last_error : "cannot build the domain");
         goto fail;
     }
     char summary[300] = "";
-    if (restoring) {
+    if (remus_backup && !a->remus_hooks) {
+        snprintf(errbuf, sizeof(errbuf), "this domain process cannot be a Remus backup");
+        goto fail;
+    }
+    if (remus_backup) {
+        dp->backup_waiting = true;
+        dp->backup_deadline_ms = monotonic_ms() + BACKUP_COMMAND_WAIT_MS;
+        snprintf(summary, sizeof(summary), "remus-backup");
+    } else if (restoring) {
         /* Whoever started the restore (xl restore, xl migrate-receive)
          * must still be there to hand the domain on; without it this would
          * be a half-built domain nobody owns. */
@@ -743,6 +1208,7 @@ int domproc_main(struct domproc_args *a)
     epoll_add(dp->epfd, dp->end_efd, &dp->end_efd);
     epoll_add(dp->epfd, dp->signal_fd, &dp->signal_fd);
     epoll_add(dp->epfd, dp->job_efd, &dp->job_efd);
+    epoll_add(dp->epfd, dp->remus_efd, &dp->remus_efd);
 
     dp->reg = (struct registry_entry){
         .domid = a->domid, .pid = getpid(), .memory_mb = a->config.memory_mb,
@@ -751,9 +1217,13 @@ int domproc_main(struct domproc_args *a)
     snprintf(dp->reg.name, sizeof(dp->reg.name), "%s", a->config.name);
     domain_config_to_json(&a->config, dp->reg.config_json, sizeof(dp->reg.config_json));
     process_start_time(getpid(), &dp->reg.pid_start);
-    dp->user_paused = a->start_paused;
+    dp->user_paused = a->start_paused || remus_backup;
+    if (remus_backup) {
+        dp->reg.protection.state = DOMAIN_PROTECTION_BACKUP;
+        snprintf(dp->reg.protection.detail, sizeof(dp->reg.protection.detail), "waiting for the stream");
+    }
     update_registry(dp, running_state(dp), "");
-    if (!a->start_paused)
+    if (!dp->user_paused)
         domain_unpause(dp->d);
     tlog_info(&dp->log, "domain %u (%s) started%s: %llu MiB, %u vCPUs, kernel %s", a->domid, a->config.name,
               a->start_paused ? " paused" : "", (unsigned long long)a->config.memory_mb, a->config.vcpus,
@@ -763,9 +1233,25 @@ int domproc_main(struct domproc_args *a)
 
     while (!dp->quit) {
         struct epoll_event evs[16];
-        int n = epoll_wait(dp->epfd, evs, 16, -1);
+        int timeout = -1;
+        if (dp->backup_waiting) {
+            uint64_t now = monotonic_ms();
+            if (now >= dp->backup_deadline_ms) {
+                tlog_error(&dp->log, "remus: no remus-secondary command came within %d s; destroying the replica",
+                           BACKUP_COMMAND_WAIT_MS / 1000);
+                break;
+            }
+            timeout = (int)(dp->backup_deadline_ms - now);
+        }
+        if (dp->job.running && dp->job.kind != JOB_SAVE && remus_news_pending(dp))
+            timeout = timeout < 0 || timeout > 1000 ? 1000 : timeout;
+        int n = epoll_wait(dp->epfd, evs, 16, timeout);
         if (n < 0 && errno != EINTR)
             break;
+        /* News kept back for the once-a-second write: console output
+         * and clients keep the loop busy, so look on every turn. */
+        if (dp->job.running && dp->job.kind != JOB_SAVE && remus_news_pending(dp))
+            remus_news_to_registry(dp, false);
         for (int i = 0; i < n && !dp->quit; i++) {
             void *tag = evs[i].data.ptr;
             if (tag == &dp->listen_fd) {
@@ -776,6 +1262,10 @@ int domproc_main(struct domproc_args *a)
                 handle_end(dp);
             } else if (tag == &dp->job_efd) {
                 finish_save(dp);
+            } else if (tag == &dp->remus_efd) {
+                remus_news_to_registry(dp, false);
+            } else if (tag == &dp->witness_fd) {
+                answer_witness(dp);
             } else if (tag == &dp->signal_fd) {
                 struct signalfd_siginfo si;
                 if (read(dp->signal_fd, &si, sizeof(si)) == sizeof(si))
@@ -798,16 +1288,24 @@ out:
     /* Mark it dying first, so a racing xl list sees why it is going. */
     if (dp->reg.domid)
         update_registry(dp, DOMAIN_STATE_DYING, NULL);
-    if (dp->job.running) {
+    bool job_left = false;
+    if (dp->job.running && dp->job.kind == JOB_SAVE) {
         /* A save in flight ends on its own (a file write completes, a
          * pipe breaks when its reader goes); xl destroy kills a process
          * that takes too long. */
         pthread_join(dp->job.thread, NULL);
         close(dp->job.fd);
+    } else if (dp->job.running) {
+        /* Remus, either side: the process's exit ends the job, and the
+         * domain goes with the process.  A primary is not stopped cleanly:
+         * as in Xen, destroying the protected domain forces a failover
+         * (the backup sees its stream break, and the witness is gone). */
+        job_left = true;
     }
     if (a->restore_fd >= 0)
         close(a->restore_fd);
-    domain_destroy(dp->d);
+    if (!job_left)
+        domain_destroy(dp->d);
     if (dp->console_efd >= 0)
         drain_console(dp);
     for (unsigned i = 0; i < MAX_CLIENTS; i++)
@@ -816,13 +1314,18 @@ out:
     registry_remove(&a->paths, a->domid);
     if (dp->listen_fd >= 0)
         close(dp->listen_fd);
+    if (job_left) {
+        /* Its thread still uses the domain and dp: leave both to exit. */
+        return status;
+    }
     int fds[] = { dp->epfd, dp->console_efd, dp->end_efd, dp->signal_fd, dp->console_log_fd, dp->job_efd,
-                  dp->watch_stop[0], dp->watch_stop[1] };
+                  dp->watch_stop[0], dp->watch_stop[1], dp->remus_efd, dp->witness_fd };
     for (unsigned i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);
     pthread_mutex_destroy(&dp->ring_lock);
     pthread_mutex_destroy(&dp->end_lock);
+    pthread_mutex_destroy(&dp->news.lock);
     free(dp);
     return status;
 }

@@ -41,6 +41,30 @@ int domain_state_parse(const char *s, enum domain_state *out)
     return -EINVAL;
 }
 
+static const char *const protection_names[] = {
+    [DOMAIN_PROTECTION_NONE] = "none",
+    [DOMAIN_PROTECTION_SYNCING] = "syncing",
+    [DOMAIN_PROTECTION_PROTECTED] = "protected",
+    [DOMAIN_PROTECTION_UNPROTECTED] = "unprotected",
+    [DOMAIN_PROTECTION_BACKUP] = "backup",
+};
+
+const char *domain_protection_name(enum domain_protection p)
+{
+    return (unsigned)p < sizeof(protection_names) / sizeof(protection_names[0]) ? protection_names[p] : "?";
+}
+
+int domain_protection_parse(const char *s, enum domain_protection *out)
+{
+    for (unsigned i = 0; i < sizeof(protection_names) / sizeof(protection_names[0]); i++) {
+        if (strcmp(s, protection_names[i]) == 0) {
+            *out = (enum domain_protection)i;
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
 int process_start_time(pid_t pid, unsigned long long *out)
 {
     char path[64], buf[1024];
@@ -118,6 +142,17 @@ int registry_write(const struct host_paths *p, const struct registry_entry *e, c
     json_object_object_add(o, "vcpus", json_object_new_int((int)e->vcpus));
     json_object_object_add(o, "created", json_object_new_int64(e->created));
     json_object_object_add(o, "reason", json_object_new_string(e->reason));
+    const struct registry_protection *pr = &e->protection;
+    if (pr->state != DOMAIN_PROTECTION_NONE) {
+        json_object *po = json_object_new_object();
+        json_object_object_add(po, "state", json_object_new_string(domain_protection_name(pr->state)));
+        json_object_object_add(po, "epochs", json_object_new_uint64(pr->epochs));
+        json_object_object_add(po, "last_commit_ms", json_object_new_int64(pr->last_commit_ms));
+        json_object_object_add(po, "interval_ms", json_object_new_int((int)pr->interval_ms));
+        json_object_object_add(po, "peer", json_object_new_string(pr->peer));
+        json_object_object_add(po, "detail", json_object_new_string(pr->detail));
+        json_object_object_add(o, "protection", po);
+    }
     json_object *cfg = e->config_json[0] ? json_tokener_parse(e->config_json) : NULL;
     if (cfg)
         json_object_object_add(o, "config", cfg);
@@ -171,6 +206,22 @@ static int parse_record(const char *path, struct registry_entry *e)
         e->created = json_object_get_int64(v);
     if (json_object_object_get_ex(o, "reason", &v))
         snprintf(e->reason, sizeof(e->reason), "%s", json_object_get_string(v));
+    if (json_object_object_get_ex(o, "protection", &v) && json_object_is_type(v, json_type_object)) {
+        struct registry_protection *pr = &e->protection;
+        json_object *f;
+        if (!json_object_object_get_ex(v, "state", &f) || domain_protection_parse(json_object_get_string(f), &pr->state))
+            goto out;
+        if (json_object_object_get_ex(v, "epochs", &f))
+            pr->epochs = json_object_get_uint64(f);
+        if (json_object_object_get_ex(v, "last_commit_ms", &f))
+            pr->last_commit_ms = json_object_get_int64(f);
+        if (json_object_object_get_ex(v, "interval_ms", &f))
+            pr->interval_ms = (unsigned)json_object_get_int(f);
+        if (json_object_object_get_ex(v, "peer", &f))
+            snprintf(pr->peer, sizeof(pr->peer), "%s", json_object_get_string(f));
+        if (json_object_object_get_ex(v, "detail", &f))
+            snprintf(pr->detail, sizeof(pr->detail), "%s", json_object_get_string(f));
+    }
     if (json_object_object_get_ex(o, "config", &v))
         snprintf(e->config_json, sizeof(e->config_json), "%s",
                  json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));

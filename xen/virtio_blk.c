@@ -4,11 +4,22 @@
  * ring) before the next is taken, so a paused device has nothing in
  * flight, and its state needs no request list.
  *
- * Durability: the device keeps count of writes since the last
- * fdatasync.  A guest FLUSH syncs; so does saving the device's state
- * (domain_get_device_state, with the domain paused, before any save or
- * migration hands the guest over), so that whoever opens the image next
- * sees every write the guest was told had completed. */
+ * Durability: the device notes writes since the last fdatasync.  A guest
+ * FLUSH syncs; so does virtio_blk_sync (domain_disk_sync), which a save or
+ * migration calls with the domain paused before it hands the guest over,
+ * so that whoever opens the image next sees every write the guest was
+ * told had completed.  Taking the device's state does not sync: a Remus
+ * checkpoint replicates the blocks instead and must keep its pause short.
+ *
+ * Replication (Remus).  While tracking, every guest write sets the bits
+ * of the DOMAIN_DISK_BLOCK blocks it touched in a bitmap, atomically and
+ * before the request completes, so once a pause has returned every write
+ * the guest saw complete is in the bitmap.  A harvest clears a block's bit
+ * and only then reads the block from the image: a write that lands while
+ * the domain runs sets the bit again and goes in the next harvest.  The
+ * bitmap pointer changes only with the device thread held.  On the
+ * secondary, blocks are written into the image with pwrite and synced at
+ * each checkpoint by the caller. */
 #include "config.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +35,7 @@
 
 #define BLK_SECTOR 512u
 #define BLK_STATE_SIZE 16
+#define HARVEST_RUN_BLOCKS 64u          /* blocks read with one pread */
 
 struct vblk {
     struct virtio_dev dev;
@@ -32,7 +44,11 @@ struct vblk {
     uint64_t capacity;                 /* sectors */
     char vdev[DOMAIN_VDEV_MAX];
     bool unsynced;                     /* written since the last fdatasync */
+    bool remote_unsynced;              /* domain_disk_write since the last sync (atomic) */
     bool warned_io;
+    uint64_t bytes;                    /* capacity in bytes */
+    uint64_t nblocks;                  /* DOMAIN_DISK_BLOCK blocks, the last maybe short */
+    uint64_t *dirty;                   /* tracking's bitmap; NULL: not tracking */
     struct vq_chain chain;
     struct iovec iov[VQ_MAX_SIZE];
 };
@@ -87,6 +103,56 @@ static int transfer(int fd, struct iovec *iov, unsigned n, uint64_t off, bool wr
     return 0;
 }
 
+/* ---- Dirty blocks ------------------------------------------------------- */
+
+static void set_blocks(uint64_t *bm, uint64_t first, uint64_t last)
+{
+    for (uint64_t w = first / 64; w <= last / 64; w++) {
+        uint64_t lo = w == first / 64 ? first % 64 : 0, hi = w == last / 64 ? last % 64 : 63;
+        uint64_t mask = (hi == 63 ? ~0ULL : (1ULL << (hi + 1)) - 1) & ~((1ULL << lo) - 1);
+        __atomic_fetch_or(&bm[w], mask, __ATOMIC_RELEASE);
+    }
+}
+
+static void clear_blocks(uint64_t *bm, uint64_t first, uint64_t last)
+{
+    for (uint64_t w = first / 64; w <= last / 64; w++) {
+        uint64_t lo = w == first / 64 ? first % 64 : 0, hi = w == last / 64 ? last % 64 : 63;
+        uint64_t mask = (hi == 63 ? ~0ULL : (1ULL << (hi + 1)) - 1) & ~((1ULL << lo) - 1);
+        __atomic_fetch_and(&bm[w], ~mask, __ATOMIC_ACQ_REL);
+    }
+}
+
+static bool block_dirty(const uint64_t *bm, uint64_t i)
+{
+    return __atomic_load_n(&bm[i / 64], __ATOMIC_ACQUIRE) >> (i % 64) & 1;
+}
+
+/* The first dirty block at or after i, or nblocks. */
+static uint64_t next_dirty(const struct vblk *b, uint64_t i)
+{
+    while (i < b->nblocks) {
+        uint64_t w = __atomic_load_n(&b->dirty[i / 64], __ATOMIC_ACQUIRE) >> (i % 64);
+        if (w)
+            return i + (uint64_t)__builtin_ctzll(w) < b->nblocks ? i + (uint64_t)__builtin_ctzll(w) : b->nblocks;
+        i = (i / 64 + 1) * 64;
+    }
+    return b->nblocks;
+}
+
+static uint32_t block_len(const struct vblk *b, uint64_t i)
+{
+    uint64_t left = b->bytes - i * DOMAIN_DISK_BLOCK;
+    return left < DOMAIN_DISK_BLOCK ? (uint32_t)left : DOMAIN_DISK_BLOCK;
+}
+
+/* The device thread, for a guest write of [off, off+len) (in bounds). */
+static void track_write(struct vblk *b, uint64_t off, uint64_t len)
+{
+    if (b->dirty && len)
+        set_blocks(b->dirty, off / DOMAIN_DISK_BLOCK, (off + len - 1) / DOMAIN_DISK_BLOCK);
+}
+
 static bool in_bounds(const struct vblk *b, uint64_t sector, uint64_t bytes)
 {
     uint64_t n = bytes / BLK_SECTOR;
@@ -130,8 +196,11 @@ static uint8_t do_request(struct vblk *b, uint32_t type, uint64_t sector, uint64
         if (b->readonly || !in_bounds(b, sector, data_out))
             return VIRTIO_BLK_S_IOERR;
         n = vq_chain_iov(c, false, 16, data_out, b->iov, VQ_MAX_SIZE, &covered);
-        b->unsynced = true;
+        __atomic_store_n(&b->unsynced, true, __ATOMIC_RELEASE);
         rc = transfer(b->fd, b->iov, n, sector * BLK_SECTOR, true);
+        /* Before the guest hears of it, even a failed write (part of it
+         * may be on the image): a pause then finds it in the bitmap. */
+        track_write(b, sector * BLK_SECTOR, data_out);
         if (rc) {
             io_warn(b, "write", sector, rc);
             return VIRTIO_BLK_S_IOERR;
@@ -139,9 +208,9 @@ static uint8_t do_request(struct vblk *b, uint32_t type, uint64_t sector, uint64
         return VIRTIO_BLK_S_OK;
     case VIRTIO_BLK_T_FLUSH:
         if (!b->readonly) {
-            b->unsynced = false;
+            __atomic_store_n(&b->unsynced, false, __ATOMIC_RELEASE);
             if (fdatasync(b->fd) < 0) {
-                b->unsynced = true;
+                __atomic_store_n(&b->unsynced, true, __ATOMIC_RELEASE);
                 io_warn(b, "flush", 0, -errno);
                 return VIRTIO_BLK_S_IOERR;
             }
@@ -205,16 +274,9 @@ static int state_save(struct virtio_dev *v, uint8_t *out, const struct tlog *log
     put64(out, b->capacity);
     put32(out + 8, b->readonly);
     put32(out + 12, 0);
-    /* The guest is about to be handed over (or checkpointed): what it
-     * was told is written must be on the disk first. */
-    if (!b->readonly && b->unsynced) {
-        if (fdatasync(b->fd) < 0) {
-            int err = errno;
-            tlog_error(log, "%s: syncing the image before handing the guest over: %s", v->name, strerror(err));
-            return -err;
-        }
-        b->unsynced = false;
-    }
+    /* No sync here: whoever hands the guest over makes the disks durable
+     * first (domain_disk_sync; migration's save path does), while a Remus
+     * checkpoint on the primary needs none inside its pause. */
     return 0;
 }
 
@@ -245,6 +307,7 @@ static void destroy(struct virtio_dev *v)
     struct vblk *b = vblk_of(v);
     if (b->fd >= 0)
         close(b->fd);
+    free(b->dirty);
     free(b);
 }
 
@@ -299,6 +362,8 @@ int virtio_blk_create(struct virtio_dev **out, const struct virtio_env *env, uns
     b->fd = fd;
     b->readonly = disk->readonly;
     b->capacity = bytes / BLK_SECTOR;
+    b->bytes = b->capacity * BLK_SECTOR;
+    b->nblocks = (b->bytes + DOMAIN_DISK_BLOCK - 1) / DOMAIN_DISK_BLOCK;
     snprintf(b->vdev, sizeof(b->vdev), "%s", vdev);
     char name[48];
     snprintf(name, sizeof(name), "virtio-blk %s", vdev);
@@ -315,5 +380,192 @@ int virtio_blk_create(struct virtio_dev **out, const struct virtio_env *env, uns
     tlog_info(env->log, "%s: %s%s, %" PRIu64 " sectors, device %u at %#" PRIx64 " GSI %u", name, disk->target,
               disk->readonly ? " (read-only)" : "", b->capacity, index, b->dev.base, b->dev.gsi);
     *out = &b->dev;
+    return 0;
+}
+
+/* ---- Replication (Remus) ------------------------------------------------ */
+
+/* Every block holding data, as SEEK_DATA / SEEK_HOLE see the image: a
+ * sparse image's holes are not copied.  Where the file system cannot say,
+ * every block from there on. */
+static void mark_data_blocks(struct vblk *b, const struct tlog *log)
+{
+    uint64_t pos = 0, data_bytes = 0;
+    while (pos < b->bytes) {
+        off_t data = lseek(b->fd, (off_t)pos, SEEK_DATA);
+        if (data < 0 && errno == ENXIO)
+            break;                               /* only a hole is left */
+        uint64_t start = data < 0 ? pos : (uint64_t)data, end = b->bytes;
+        if (start >= b->bytes)
+            break;
+        if (data >= 0) {
+            off_t hole = lseek(b->fd, data, SEEK_HOLE);
+            if (hole >= 0 && (uint64_t)hole < end)
+                end = (uint64_t)hole;
+        }
+        if (end <= start)
+            end = b->bytes;                      /* no progress: take the rest */
+        set_blocks(b->dirty, start / DOMAIN_DISK_BLOCK, (end - 1) / DOMAIN_DISK_BLOCK);
+        data_bytes += end - start;
+        pos = end;
+    }
+    tlog_info(log, "%s: tracking writes; the initial copy has %" PRIu64 " of %" PRIu64 " bytes holding data",
+              b->dev.name, data_bytes, b->bytes);
+}
+
+int virtio_blk_track_start(struct virtio_dev *v, bool all_dirty, const struct tlog *log)
+{
+    struct vblk *b = vblk_of(v);
+    if (b->readonly)
+        return 0;
+    if (!b->dirty) {
+        uint64_t *bm = calloc((b->nblocks + 63) / 64, sizeof(uint64_t));
+        if (!bm) {
+            tlog_error(log, "%s: no memory for a dirty bitmap of %" PRIu64 " blocks", v->name, b->nblocks);
+            return -ENOMEM;
+        }
+        /* The device thread reads the pointer in run(): swap it held. */
+        virtio_dev_pause(v);
+        b->dirty = bm;
+        virtio_dev_unpause(v);
+    }
+    /* After the bitmap is in place: a write meanwhile sets its own bit. */
+    if (all_dirty)
+        mark_data_blocks(b, log);
+    return 0;
+}
+
+void virtio_blk_track_stop(struct virtio_dev *v)
+{
+    struct vblk *b = vblk_of(v);
+    virtio_dev_pause(v);
+    uint64_t *bm = b->dirty;
+    b->dirty = NULL;
+    virtio_dev_unpause(v);
+    free(bm);
+}
+
+/* All of [off, off+len) of the image. */
+static int read_full(int fd, uint8_t *buf, uint64_t len, uint64_t off)
+{
+    while (len) {
+        ssize_t r = pread(fd, buf, len, (off_t)off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -EIO;   /* the image shrank under us */
+        buf += r;
+        len -= (uint64_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+int virtio_blk_harvest(struct virtio_dev *v, unsigned disk, size_t *budget, bool *handed_any, bool *left,
+                       int (*fn)(void *opaque, unsigned disk, uint64_t offset, const void *data, uint32_t len),
+                       void *opaque, const struct tlog *log)
+{
+    struct vblk *b = vblk_of(v);
+    if (!b->dirty)
+        return 0;
+    uint8_t *buf = NULL;
+    int rc = 0;
+    for (uint64_t i = next_dirty(b, 0); i < b->nblocks; i = next_dirty(b, i)) {
+        /* A run of dirty blocks the budget allows, read at once. */
+        uint64_t j = i, bytes = 0;
+        while (j < b->nblocks && j - i < HARVEST_RUN_BLOCKS && block_dirty(b->dirty, j) &&
+               (bytes + block_len(b, j) <= *budget || (!*handed_any && j == i))) {
+            bytes += block_len(b, j);
+            j++;
+        }
+        if (j == i) {
+            *left = true;              /* the budget is spent; blocks are left */
+            break;
+        }
+        if (!buf && !(buf = malloc((size_t)HARVEST_RUN_BLOCKS * DOMAIN_DISK_BLOCK))) {
+            rc = -ENOMEM;
+            break;
+        }
+        clear_blocks(b->dirty, i, j - 1);       /* before the read: see above */
+        rc = read_full(b->fd, buf, bytes, i * DOMAIN_DISK_BLOCK);
+        if (rc) {
+            set_blocks(b->dirty, i, j - 1);
+            tlog_error(log, "%s: reading %" PRIu64 " dirty bytes at offset %" PRIu64 " of the image: %s", v->name,
+                       bytes, i * DOMAIN_DISK_BLOCK, strerror(-rc));
+            break;
+        }
+        for (uint64_t k = i; k < j; k++) {
+            uint32_t len = block_len(b, k);
+            rc = fn(opaque, disk, k * DOMAIN_DISK_BLOCK, buf + (k - i) * DOMAIN_DISK_BLOCK, len);
+            if (rc) {
+                set_blocks(b->dirty, k, j - 1);   /* not taken: still dirty */
+                break;
+            }
+            *budget -= len < *budget ? len : *budget;
+            *handed_any = true;
+        }
+        if (rc)
+            break;
+        i = j;
+    }
+    free(buf);
+    return rc;
+}
+
+int virtio_blk_write_at(struct virtio_dev *v, uint64_t offset, const void *data, uint32_t len,
+                        const struct tlog *log)
+{
+    struct vblk *b = vblk_of(v);
+    if (b->readonly) {
+        tlog_error(log, "%s: a block for a read-only disk", v->name);
+        return -EROFS;
+    }
+    if (offset > b->bytes || len > b->bytes - offset) {
+        tlog_error(log, "%s: %" PRIu32 " bytes at offset %" PRIu64 " go beyond the disk's end (%" PRIu64 " bytes)",
+                   v->name, len, offset, b->bytes);
+        return -EINVAL;
+    }
+    if (len && !data) {
+        tlog_error(log, "%s: %" PRIu32 " bytes to write and no data", v->name, len);
+        return -EINVAL;
+    }
+    const uint8_t *p = data;
+    __atomic_store_n(&b->remote_unsynced, true, __ATOMIC_RELEASE);
+    while (len) {
+        ssize_t w = pwrite(b->fd, p, len, (off_t)offset);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            int err = w < 0 ? errno : EIO;
+            tlog_error(log, "%s: writing %" PRIu32 " bytes at offset %" PRIu64 " of the image: %s", v->name, len,
+                       offset, strerror(err));
+            return -err;
+        }
+        p += w;
+        len -= (uint32_t)w;
+        offset += (uint64_t)w;
+    }
+    return 0;
+}
+
+int virtio_blk_sync(struct virtio_dev *v, const struct tlog *log)
+{
+    struct vblk *b = vblk_of(v);
+    if (b->readonly)
+        return 0;
+    /* Taken first: a write racing this sync marks the disk again. */
+    bool local = __atomic_exchange_n(&b->unsynced, false, __ATOMIC_ACQ_REL);
+    bool remote = __atomic_exchange_n(&b->remote_unsynced, false, __ATOMIC_ACQ_REL);
+    if (!local && !remote)
+        return 0;
+    if (fdatasync(b->fd) < 0) {
+        int err = errno;
+        __atomic_store_n(&b->unsynced, true, __ATOMIC_RELEASE);
+        __atomic_store_n(&b->remote_unsynced, true, __ATOMIC_RELEASE);
+        tlog_error(log, "%s: fdatasync of the image: %s", v->name, strerror(err));
+        return -err;
+    }
     return 0;
 }

@@ -12,10 +12,27 @@
  *
  * After a restore the device announces the guest, as QEMU's
  * announce-self does: RARP frames from the guest's MAC into the tap, so
- * that switches and bridges learn where it went. */
+ * that switches and bridges learn where it went.
+ *
+ * Output commit (Remus).  While buffering, transmit copies each frame out
+ * of the guest's buffers into a FIFO of held frames tagged with the open
+ * epoch and completes the descriptor at once, so the guest never waits for
+ * the backup's ack while there is room.  A release writes the frames of
+ * the epochs the backup has acknowledged to the tap, from the releasing
+ * thread: the device thread only links frames in and never waits for the
+ * tap on the FIFO's behalf.  Two locks: buf_lock over the FIFO (taken only
+ * to link or unlink frames, by both sides) and flush_lock, which keeps
+ * releasers' writes in FIFO order.  The bound (buf_max): a frame that
+ * would take the held bytes past it is left in the ring and transmit
+ * stops there (the ring fills, the guest waits); the release that makes
+ * room kicks the transmit queue.  A stop holds the device thread while it
+ * empties the FIFO, so a frame sent unbuffered after the stop cannot reach
+ * the tap before one held from before it. */
 #include "config.h"
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +47,16 @@
 #define NET_STATE_SIZE 8
 #define ANNOUNCE_FIRST_GAP_MS 50
 #define ANNOUNCE_GAP_STEP_MS 100
+#define FLUSH_BATCH 64              /* held frames unlinked per lock hold */
+#define NOMEM_RETRY_MS 10
+
+/* A frame held for output commit. */
+struct held_frame {
+    struct held_frame *next;
+    uint64_t epoch;
+    uint32_t len;
+    uint8_t data[];
+};
 
 struct vnet {
     struct virtio_dev dev;
@@ -46,6 +73,19 @@ struct vnet {
     struct vq_chain chain;
     struct iovec iov[VQ_MAX_SIZE];
     uint8_t frame[VIRTIO_NET_HDR_LEN + NET_FRAME_MAX];
+
+    /* Output buffering; all but tx_nomem under buf_lock.  buffering is
+     * also read without it (atomically) by the device thread's fast path:
+     * only a start can change it while the thread runs. */
+    pthread_mutex_t buf_lock, flush_lock;
+    bool buffering;
+    bool tx_stalled;                 /* a frame waits in the ring for room */
+    bool tx_nomem;                   /* the device thread's: retry soon */
+    bool warned_release;
+    size_t buf_max;
+    uint64_t buf_epoch;              /* the open epoch */
+    struct held_frame *held_head, **held_tail;
+    struct domain_net_buffer_stats buf_stats;
 };
 
 static struct vnet *vnet_of(struct virtio_dev *v) { return v->priv; }
@@ -118,6 +158,179 @@ static void announce_step(struct vnet *n)
     }
 }
 
+/* ---- Output buffering --------------------------------------------------- */
+
+/* The device thread's side: the frame of n->chain (frame bytes behind the
+ * header) into the FIFO.  1 = held, 0 = not buffering (send it now),
+ * -ENOSPC = no room (stalled), -ENOMEM. */
+static int hold_frame(struct vnet *n, uint32_t frame)
+{
+    if (!__atomic_load_n(&n->buffering, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_mutex_lock(&n->buf_lock);
+    /* Only this thread adds, and a stop holds this thread: the room seen
+     * here can only grow before the frame is linked below. */
+    bool room = !n->buf_stats.held_bytes || n->buf_stats.held_bytes + frame <= n->buf_max;
+    if (!room && !n->tx_stalled) {
+        n->tx_stalled = true;
+        n->buf_stats.stalls++;
+    }
+    pthread_mutex_unlock(&n->buf_lock);
+    if (!room)
+        return -ENOSPC;
+    struct held_frame *f = malloc(sizeof(*f) + frame);
+    n->tx_nomem = !f;
+    if (!f) {
+        if (!n->warned_tx) {
+            n->warned_tx = true;
+            tlog_warn(n->dev.env.log, "%s: no memory to hold a %u-byte frame; the guest's transmit waits",
+                      n->dev.name, frame);
+        }
+        return -ENOMEM;
+    }
+    vq_chain_read(&n->chain, VIRTIO_NET_HDR_LEN, f->data, frame);
+    f->len = frame;
+    f->next = NULL;
+    pthread_mutex_lock(&n->buf_lock);
+    f->epoch = n->buf_epoch;
+    *n->held_tail = f;
+    n->held_tail = &f->next;
+    n->buf_stats.held_frames++;
+    n->buf_stats.held_bytes += frame;
+    if (n->buf_stats.held_bytes > n->buf_stats.max_held_bytes)
+        n->buf_stats.max_held_bytes = n->buf_stats.held_bytes;
+    pthread_mutex_unlock(&n->buf_lock);
+    return 1;
+}
+
+static void write_held(struct vnet *n, struct held_frame *f, bool send)
+{
+    while (f) {
+        struct held_frame *next = f->next;
+        if (send && write(n->tap_fd, f->data, f->len) != (ssize_t)f->len) {
+            /* Lost, as on a wire; said once. */
+            pthread_mutex_lock(&n->buf_lock);
+            bool warn = !n->warned_release;
+            n->warned_release = true;
+            pthread_mutex_unlock(&n->buf_lock);
+            if (warn)
+                tlog_warn(n->dev.env.log, "%s: writing a released %u-byte frame to the tap: %s", n->dev.name,
+                          f->len, strerror(errno));
+        }
+        free(f);
+        f = next;
+    }
+}
+
+/* Unlinks up to FLUSH_BATCH frames from the head whose epoch is <= upto
+ * (all: any epoch); their count in *n_out.  With buf_lock held. */
+static struct held_frame *unlink_head_locked(struct vnet *n, uint64_t upto, bool all, unsigned max,
+                                             unsigned *n_out)
+{
+    struct held_frame *first = n->held_head, *last = NULL;
+    unsigned cnt = 0;
+    uint64_t bytes = 0;
+    for (struct held_frame *f = first; f && (all || f->epoch <= upto) && cnt < max; f = f->next) {
+        last = f;
+        cnt++;
+        bytes += f->len;
+    }
+    *n_out = cnt;
+    if (!cnt)
+        return NULL;
+    n->held_head = last->next;
+    if (!n->held_head)
+        n->held_tail = &n->held_head;
+    last->next = NULL;
+    n->buf_stats.held_frames -= cnt;
+    n->buf_stats.held_bytes -= bytes;
+    return first;
+}
+
+int virtio_net_buffer_start(struct virtio_dev *v, size_t max_bytes, uint64_t first_epoch)
+{
+    struct vnet *n = vnet_of(v);
+    pthread_mutex_lock(&n->buf_lock);
+    if (n->buffering) {
+        pthread_mutex_unlock(&n->buf_lock);
+        return -EBUSY;
+    }
+    n->buf_max = max_bytes ? max_bytes : DOMAIN_NET_BUFFER_DEFAULT;
+    n->buf_epoch = first_epoch;
+    n->tx_stalled = false;
+    n->warned_release = false;
+    memset(&n->buf_stats, 0, sizeof(n->buf_stats));
+    __atomic_store_n(&n->buffering, true, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&n->buf_lock);
+    return 0;
+}
+
+void virtio_net_buffer_mark(struct virtio_dev *v, uint64_t next_epoch)
+{
+    struct vnet *n = vnet_of(v);
+    pthread_mutex_lock(&n->buf_lock);
+    n->buf_epoch = next_epoch;
+    pthread_mutex_unlock(&n->buf_lock);
+}
+
+void virtio_net_buffer_release(struct virtio_dev *v, uint64_t epoch)
+{
+    struct vnet *n = vnet_of(v);
+    pthread_mutex_lock(&n->flush_lock);
+    for (;;) {
+        unsigned cnt;
+        pthread_mutex_lock(&n->buf_lock);
+        struct held_frame *batch = unlink_head_locked(n, epoch, false, FLUSH_BATCH, &cnt);
+        n->buf_stats.released_frames += cnt;
+        bool wake = cnt && n->tx_stalled;
+        if (wake)
+            n->tx_stalled = false;
+        pthread_mutex_unlock(&n->buf_lock);
+        if (!batch)
+            break;
+        if (wake)
+            virtio_dev_kick(v, NET_QUEUE_TX);   /* room again: transmit goes on */
+        write_held(n, batch, true);
+    }
+    pthread_mutex_unlock(&n->flush_lock);
+}
+
+void virtio_net_buffer_stop(struct virtio_dev *v, bool release)
+{
+    struct vnet *n = vnet_of(v);
+    virtio_dev_pause(v);
+    pthread_mutex_lock(&n->flush_lock);
+    unsigned cnt;
+    pthread_mutex_lock(&n->buf_lock);
+    __atomic_store_n(&n->buffering, false, __ATOMIC_RELEASE);
+    struct held_frame *all = unlink_head_locked(n, 0, true, UINT_MAX, &cnt);
+    if (release)
+        n->buf_stats.released_frames += cnt;
+    bool wake = n->tx_stalled;
+    n->tx_stalled = false;
+    pthread_mutex_unlock(&n->buf_lock);
+    write_held(n, all, release);
+    pthread_mutex_unlock(&n->flush_lock);
+    virtio_dev_unpause(v);
+    if (wake)
+        virtio_dev_kick(v, NET_QUEUE_TX);
+    if (cnt)
+        tlog_info(v->env.log, "%s: output buffering stopped: %u held frames %s", v->name, cnt,
+                  release ? "sent" : "discarded");
+}
+
+void virtio_net_buffer_add_stats(struct virtio_dev *v, struct domain_net_buffer_stats *out)
+{
+    struct vnet *n = vnet_of(v);
+    pthread_mutex_lock(&n->buf_lock);
+    out->held_frames += n->buf_stats.held_frames;
+    out->held_bytes += n->buf_stats.held_bytes;
+    out->released_frames += n->buf_stats.released_frames;
+    out->max_held_bytes += n->buf_stats.max_held_bytes;
+    out->stalls += n->buf_stats.stalls;
+    pthread_mutex_unlock(&n->buf_lock);
+}
+
 /* ---- Transmit ----------------------------------------------------------- */
 
 static void transmit(struct vnet *n)
@@ -146,6 +359,21 @@ static void transmit(struct vnet *n)
             break;
         }
         uint64_t frame = n->chain.read_bytes - VIRTIO_NET_HDR_LEN, covered;
+        if (frame >= 14 && frame <= NET_FRAME_MAX) {
+            int held = hold_frame(n, (uint32_t)frame);
+            if (held < 0) {
+                /* No room (or no memory): the frame stays the guest's, in
+                 * the ring, until a release (or the retry) runs us again. */
+                vq_unpop(q);
+                break;
+            }
+            if (held) {
+                n->stats.tx_frames++;
+                vq_push(q, n->chain.head, 0, mark, v);
+                pushed = true;
+                continue;
+            }
+        }
         unsigned niov = vq_chain_iov(&n->chain, false, VIRTIO_NET_HDR_LEN, frame, n->iov, VQ_MAX_SIZE, &covered);
         if (frame < 14 || frame > NET_FRAME_MAX || writev(n->tap_fd, n->iov, (int)niov) != (ssize_t)frame) {
             /* A frame the tap cannot take is lost, as on a wire. */
@@ -248,6 +476,8 @@ static unsigned wait_fds(struct virtio_dev *v, bool live, struct pollfd *fds, un
     unsigned k = 0;
     if (live && n->rx_waiting && k < max)
         fds[k++] = (struct pollfd){ .fd = n->tap_fd, .events = POLLIN };
+    if (live && n->tx_nomem && (*timeout_ms < 0 || *timeout_ms > NOMEM_RETRY_MS))
+        *timeout_ms = NOMEM_RETRY_MS;
     if (n->announce_left) {
         uint64_t now = now_ms();
         int wait = n->announce_next_ms > now ? (int)(n->announce_next_ms - now) : 0;
@@ -296,6 +526,9 @@ static void destroy(struct virtio_dev *v)
     struct vnet *n = vnet_of(v);
     if (n->tap_fd >= 0)
         close(n->tap_fd);   /* the tap is not persistent: it goes now */
+    write_held(n, n->held_head, false);   /* the guest is gone: so is its held output */
+    pthread_mutex_destroy(&n->buf_lock);
+    pthread_mutex_destroy(&n->flush_lock);
     free(n);
 }
 
@@ -331,6 +564,9 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_env *env, uns
     if (!n)
         return -ENOMEM;
     n->tap_fd = -1;
+    pthread_mutex_init(&n->buf_lock, NULL);
+    pthread_mutex_init(&n->flush_lock, NULL);
+    n->held_tail = &n->held_head;
     memcpy(n->ifname, ifname, sizeof(ifname));
     memcpy(n->mac, vif->mac, 6);
     n->link = VIRTIO_NET_S_LINK_UP;

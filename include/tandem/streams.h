@@ -75,6 +75,13 @@ enum stream_libxc_type {
      * only when both ends agreed on compression; the reader accepts it only
      * with stream_reader_opts.tandem_lz4. */
     STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 = 0x100,
+    /* Remus's checkpoint compression: dirty pages as the XOR against the
+     * copy the primary sent last, run-length encoded (layout in
+     * docs/stream-extensions.md).  Mandatory for the same reason as the lz4
+     * record: a reader that skipped it would keep stale pages.  Accepted only
+     * with stream_reader_opts.tandem_delta, in a Remus stream, after the
+     * first checkpoint (the base copy must be one the secondary committed). */
+    STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA = 0x101,
 };
 enum stream_libxl_type {
     STREAM_LIBXL_END = 0x00,
@@ -83,6 +90,15 @@ enum stream_libxl_type {
     STREAM_LIBXL_EMULATOR_CONTEXT = 0x03,
     STREAM_LIBXL_CHECKPOINT_END = 0x04,
     STREAM_LIBXL_CHECKPOINT_STATE = 0x05,
+    /* Tandem's own, mandatory, in the same range as the libxc ones. */
+    /* Blocks of a guest disk (Remus disk replication): u32 disk, u32 flags
+     * (0), u64 byte offset, u32 length, u32 reserved (0), data.  Only in a
+     * Remus stream: before LIBXC_CONTEXT (the initial copy) or between a
+     * CHECKPOINT and its CHECKPOINT_END. */
+    STREAM_LIBXL_TANDEM_DISK_DATA = 0x100,
+    /* The Remus back channel (secondary -> primary): {u64 epoch} after the
+     * secondary committed that epoch.  Never in the forward stream. */
+    STREAM_LIBXL_TANDEM_CHECKPOINT_ACK = 0x101,
 };
 
 /* PAGE_DATA: each pfn word carries its page type in bits 63-60
@@ -143,6 +159,18 @@ enum stream_checkpoint_state {
 #define STREAM_MAX_PAGE_DATA_LZ4_LEN (8u + 8u * STREAM_MAX_BATCH + 8u + \
                                       STREAM_PAGE_SIZE * STREAM_MAX_BATCH + \
                                       STREAM_PAGE_SIZE * STREAM_MAX_BATCH / 255u + 16u)
+/* TANDEM_PAGE_DATA_DELTA: the pfns, a u32 length per page (and a u32 of
+ * padding when the count is odd) and at most a page of encoding each (the
+ * writer sends a page plain when its encoding would not be smaller). */
+#define STREAM_MAX_PAGE_DATA_DELTA_LEN (8u + 8u * STREAM_MAX_BATCH + 4u * STREAM_MAX_BATCH + \
+                                        STREAM_PAGE_SIZE * STREAM_MAX_BATCH)
+/* TANDEM_DISK_DATA: the 24-byte header and up to 1 MiB of blocks. */
+#define STREAM_DISK_DATA_HEADER  24u
+#define STREAM_MAX_DISK_DATA     (1u << 20)
+#define STREAM_MAX_DISKS         16u
+#define STREAM_DISK_ALIGN        4096u               /* offsets: whole 4 KiB blocks */
+/* A checkpoint ack as it travels: 8-byte header + {u64 epoch}. */
+#define STREAM_CHECKPOINT_ACK_SIZE 16u
 #define STREAM_MAX_HVM_CONTEXT   (8u << 20)
 #define STREAM_MAX_HVM_PARAMS    1024u
 #define STREAM_MAX_CPUID_LEAVES  1024u
@@ -257,6 +285,17 @@ int stream_write_msr_policy(struct stream_sink *s, const xen_msr_entry_t *m, uns
 int stream_write_static_data_end(struct stream_sink *s);
 int stream_write_verify(struct stream_sink *s);
 int stream_write_checkpoint(struct stream_sink *s);
+/* TANDEM_PAGE_DATA_DELTA: count (1..STREAM_MAX_BATCH) pages, each pfns[i]
+ * with enc[i] of enc_len[i] bytes (1..STREAM_PAGE_SIZE) made by
+ * stream_delta_encode(). */
+int stream_write_page_delta(struct stream_sink *s, unsigned count, const uint64_t *pfns,
+                            const uint8_t *const *enc, const uint32_t *enc_len);
+/* TANDEM_DISK_DATA: len (1..STREAM_MAX_DISK_DATA) bytes of disk `disk` at
+ * byte `offset` (a multiple of STREAM_DISK_ALIGN). */
+int stream_write_disk_data(struct stream_sink *s, uint32_t disk, uint64_t offset, const void *data,
+                           uint32_t len);
+/* The Remus back channel's ack, a whole libxl-format record. */
+int stream_write_checkpoint_ack(struct stream_sink *s, uint64_t epoch);
 /* COLO's back channel (secondary -> primary). */
 int stream_write_dirty_pfn_list(struct stream_sink *s, const uint64_t *pfns, unsigned n);
 int stream_write_libxc_end(struct stream_sink *s);
@@ -289,6 +328,12 @@ struct stream_reader_opts {
      * that asked the sender for compression, and for inspection tools.
      * Without it such a record is an unknown mandatory one (-EOPNOTSUPP). */
     bool tandem_lz4;
+    /* Accept TANDEM_PAGE_DATA_DELTA (Remus checkpoint compression; only with
+     * checkpoints == STREAM_REMUS).  Without it: -EOPNOTSUPP. */
+    bool tandem_delta;
+    /* Reading an fd: no byte for this long fails the read with -ETIMEDOUT
+     * (sticky, as every error); 0 = wait for ever. */
+    unsigned timeout_ms;
     const struct tlog *log;
 };
 
@@ -352,6 +397,29 @@ int stream_decode_emulator_context(const struct stream_record *rec, uint32_t *em
                                    uint32_t *index, bool *tandem, const uint8_t **state,
                                    size_t *len);
 int stream_decode_checkpoint_state(const struct stream_record *rec, uint32_t *control_id);
+/* TANDEM_PAGE_DATA_DELTA into arrays of at least STREAM_MAX_BATCH entries:
+ * enc[i] points into the body; apply each with stream_delta_apply(). */
+int stream_decode_page_delta(const struct stream_record *rec, unsigned *count, uint64_t *pfns,
+                             const uint8_t **enc, uint32_t *enc_len);
+int stream_decode_disk_data(const struct stream_record *rec, uint32_t *disk, uint64_t *offset,
+                            const uint8_t **data, uint32_t *len);
+/* A back-channel ack: exactly STREAM_CHECKPOINT_ACK_SIZE bytes as read from
+ * the fd.  -EINVAL (logged, naming what is wrong) for anything else. */
+int stream_parse_checkpoint_ack(const uint8_t rec[STREAM_CHECKPOINT_ACK_SIZE], uint64_t *epoch,
+                                const struct tlog *log);
+
+/* ---- Checkpoint compression (TANDEM_PAGE_DATA_DELTA) -----------------------
+ * A page's delta is old XOR new, run-length encoded: byte c < 0x80 stands for
+ * c + 1 zero bytes, byte c >= 0x80 is followed by c - 0x7f literal bytes;
+ * the codes cover exactly one page. */
+/* Encodes into out (room for STREAM_PAGE_SIZE bytes); returns the length,
+ * or 0 when the encoding would not be smaller than a page (send it plain). */
+uint32_t stream_delta_encode(const void *old_page, const void *new_page, uint8_t *out);
+/* Whether enc is a well-formed encoding of exactly one page. */
+bool stream_delta_valid(const uint8_t *enc, uint32_t len);
+/* XORs the delta into page (old -> new); -EINVAL, changing nothing, when
+ * enc is malformed. */
+int stream_delta_apply(uint8_t *page, const uint8_t *enc, uint32_t len);
 
 /* ---- Names and printers ---------------------------------------------------- */
 

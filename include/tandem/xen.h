@@ -116,6 +116,30 @@ enum domain_state {
 const char *domain_state_name(enum domain_state s);
 int domain_state_parse(const char *s, enum domain_state *out);
 
+/* Remus protection of a domain (xl remus), as its domain process records
+ * it: none; the primary with its initial copy on the way (syncing), with a
+ * backup holding its last acknowledged epoch (protected), or having lost
+ * it and running on alone (unprotected, also a replica that took over);
+ * or the replica itself, paused on the secondary (backup). */
+enum domain_protection {
+    DOMAIN_PROTECTION_NONE,
+    DOMAIN_PROTECTION_SYNCING,
+    DOMAIN_PROTECTION_PROTECTED,
+    DOMAIN_PROTECTION_UNPROTECTED,
+    DOMAIN_PROTECTION_BACKUP,
+};
+const char *domain_protection_name(enum domain_protection p);
+int domain_protection_parse(const char *s, enum domain_protection *out);
+
+struct registry_protection {
+    enum domain_protection state;
+    uint64_t epochs;                     /* acknowledged (primary) or committed (backup) */
+    long long last_commit_ms;            /* unix time in ms of the last one, 0 = none */
+    unsigned interval_ms;                /* the checkpoint interval */
+    char peer[128];                      /* the other host, as xl remus named it */
+    char detail[256];                    /* why it is unprotected, how it took over */
+};
+
 struct registry_entry {
     unsigned domid;
     char name[DOMAIN_NAME_MAX];
@@ -126,6 +150,7 @@ struct registry_entry {
     unsigned vcpus;
     long long created;                   /* unix time */
     char reason[256];                    /* why it shut down or crashed */
+    struct registry_protection protection;   /* "protection" in the JSON, when not none */
     char config_json[16384];             /* the domain_config, as JSON */
 };
 
@@ -269,6 +294,11 @@ size_t domain_logdirty_bitmap_words(struct domain *d);
 int domain_logdirty_start(struct domain *d, const struct tlog *log);
 int domain_logdirty_harvest(struct domain *d, uint64_t *bitmap, uint64_t *count);
 void domain_logdirty_stop(struct domain *d);
+/* With the domain paused after a harvest, when it will run on and be
+ * harvested again (Remus): write-protects every page and resyncs the
+ * vCPUs' MMUs, so no write escapes the next harvest (logdirty.c: what
+ * this host was seen to lose without it). */
+int domain_logdirty_rearm_paused(struct domain *d);
 /* Pages vCPU `vcpu` has dirtied since creation (ring mode; 0 in bitmap
  * mode), for per-vCPU dirty rates; and how often a ring filled up. */
 uint64_t domain_vcpu_dirtied(struct domain *d, unsigned vcpu);
@@ -284,14 +314,78 @@ void domain_throttle_off(struct domain *d);
 int domain_set_vcpu_dirty_limit(struct domain *d, unsigned vcpu, uint64_t pages_per_sec);
 
 /* Device models' state (the UART and the virtio devices), for
- * EMULATOR_CONTEXT; layout in docs/stream-extensions.md.  Getting it also
- * makes the domain's disks durable (fdatasync), so a guest handed over
- * with it finds every write it was told was done. */
+ * EMULATOR_CONTEXT; layout in docs/stream-extensions.md.  It does not
+ * sync the disks: a save that hands the guest over calls
+ * domain_disk_sync first. */
 /* The guest's virtio devices (vifs and disks); a restore of a domain
  * that has any needs their state from the image. */
 unsigned domain_nr_virtio_devices(struct domain *d);
 int domain_get_device_state(struct domain *d, uint8_t **blob, size_t *len, const struct tlog *log);
 int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, const struct tlog *log);
+
+/* ---- Remus support in the devices (xen/devices.c, virtio_net.c, virtio_blk.c)
+ * Output commit: while buffering, frames the guest transmits are copied
+ * out of its buffers (its TX descriptors complete at once) into a FIFO per
+ * vif, tagged with the open output epoch, and reach the tap only when
+ * their epoch is released.  Bounded: when a vif holds max_bytes it stops
+ * taking TX descriptors (the guest's ring fills and it waits) until a
+ * release makes room: never a drop.  Receive is never buffered.  mark,
+ * release and stop may be called from any threads, concurrently. */
+/* 0 = the default, 16 MiB (per vif).  Epochs count from 1 again at each
+ * start.  -EBUSY if already buffering.  A domain without vifs: 0. */
+#define DOMAIN_NET_BUFFER_DEFAULT (16u << 20)
+int domain_net_buffer_start(struct domain *d, size_t max_bytes);
+/* Called with the domain paused at a checkpoint: closes the open epoch
+ * (frames held so far belong to it) and returns its number (1, 2, ...);
+ * 0 when not buffering. */
+uint64_t domain_net_buffer_mark(struct domain *d);
+/* Writes every held frame of epochs <= epoch to the tap, in the order the
+ * guest sent them, from the caller's thread.  An epoch not yet closed by
+ * a mark is never released (epoch is clamped to the last one marked). */
+void domain_net_buffer_release(struct domain *d, uint64_t epoch);
+/* Stops buffering: release = true writes everything held (the open epoch
+ * too), false discards it. */
+void domain_net_buffer_stop(struct domain *d, bool release);
+/* Summed over the vifs: frames and bytes held now, frames released to the
+ * tap so far, the high-water marks of held bytes, how often a vif stalled
+ * its transmit queue at max_bytes. */
+struct domain_net_buffer_stats { uint64_t held_frames, held_bytes, released_frames, max_held_bytes, stalls; };
+void domain_net_buffer_stats(struct domain *d, struct domain_net_buffer_stats *out);
+
+/* Disk replication.  Tracking records which 4 KiB blocks of each disk the
+ * guest wrote: a write's bits are set before the request completes to the
+ * guest, so with the domain paused every write the guest was told about
+ * is in the bitmap.  Read-only disks are never tracked (nor written).
+ * Disks are numbered as the config's disk= list (0 = the first). */
+#define DOMAIN_DISK_BLOCK 4096
+/* all_dirty: the first harvest returns every block holding data (the
+ * initial copy); holes of a sparse image (SEEK_HOLE) are skipped, so the
+ * secondary's image must read zeros there: a fresh sparse file of the
+ * same size, or a copy of the primary's. Calling it again while tracking
+ * keeps the bits (and with all_dirty adds every data block). */
+int domain_disk_track_start(struct domain *d, bool all_dirty);
+/* Hands each block written since the previous harvest, with its current
+ * contents (read from the image), to fn, in (disk, offset) order; the last
+ * block of a disk may be short.  A block's bit is cleared before it is
+ * read, so while the domain runs (a precopy round) a block written
+ * meanwhile is simply dirty again; call it with the domain paused for an
+ * exact checkpoint.  max_bytes bounds the bytes handed in one call (0 = no
+ * bound; at least one block is handed); *more (may be NULL) tells whether
+ * blocks are left.  fn returning non-zero stops it: the block it refused
+ * stays dirty and harvest returns fn's value.  A read error: -errno, the
+ * blocks not handed stay dirty. */
+int domain_disk_harvest(struct domain *d, size_t max_bytes,
+                        int (*fn)(void *opaque, unsigned disk, uint64_t offset, const void *data, uint32_t len),
+                        void *opaque, bool *more, const struct tlog *log);
+void domain_disk_track_stop(struct domain *d);
+/* Secondary: writes data into disk `disk` of a domain built for restore;
+ * -EINVAL naming what was wrong (no such disk, beyond its end), -EROFS for
+ * a read-only disk.  domain_disk_sync makes every writable disk durable
+ * (fdatasync). */
+int domain_disk_write(struct domain *d, unsigned disk, uint64_t offset, const void *data, uint32_t len,
+                      const struct tlog *log);
+int domain_disk_sync(struct domain *d, const struct tlog *log);
+unsigned domain_nr_disks(struct domain *d);
 
 /* ---- The per-domain process -------------------------------------------- */
 /* What the layers above provide to save and restore a domain; the domain
@@ -309,6 +403,44 @@ struct domproc_hooks {
                    const struct tlog *log);
 };
 
+/* Remus (remus/hooks.c) as the domain process calls it.  `options` is
+ * the rest of the client's command line.  Progress lines go to the client
+ * ("progress <line>"); epoch() is called after each acknowledged (primary)
+ * or committed (secondary) epoch, from the job's thread. */
+struct domproc_remus_report {
+    void (*progress)(void *opaque, const char *line);
+    void (*epoch)(void *opaque, uint64_t epoch, uint64_t commit_unix_ms);
+    void *opaque;
+};
+/* What the secondary's job ended with (domproc acts on it). */
+enum domproc_remus_end {
+    DOMPROC_REMUS_STOPPED = 0,     /* the primary ended protection: destroy the replica */
+    DOMPROC_REMUS_FAILOVER = 1,    /* the primary is gone: resume the replica */
+    DOMPROC_REMUS_PRIMARY_ALIVE = 2, /* the stream broke but the witness says the primary
+                                      * runs: no takeover, destroy the replica */
+};
+/* The witness (xl remus --witness ADDR:PORT): the primary's domain
+ * process answers UDP datagrams "<PROBE> <name> <nonce>" on ADDR:PORT with
+ * "<ALIVE> <name> <nonce>" for as long as it lives; the backup asks before
+ * it takes over. */
+#define DOMPROC_WITNESS_PROBE "tandem-remus-witness probe"
+#define DOMPROC_WITNESS_ALIVE "tandem-remus-witness alive"
+
+struct domproc_remus_hooks {
+    /* Protects running domain d: its checkpoints to out_fd, acks from
+     * in_fd, until *stop (0) or until the backup is lost (-errno); the
+     * domain runs on either way.  `name` is the domain's, for the witness. */
+    int (*primary)(struct domain *d, const char *name, int out_fd, int in_fd, const char *options,
+                   const struct domproc_remus_report *r, const bool *stop, char *summary, size_t len,
+                   const struct tlog *log);
+    /* Receives the checkpoints into d (built for restore, paused) from
+     * in_fd, acks on ack_fd; returns an enum domproc_remus_end, or -errno
+     * when not even the first checkpoint committed.  summary says what
+     * happened ("epoch=E since_commit_ms=N ..."). */
+    int (*secondary)(struct domain *d, const char *name, int in_fd, int ack_fd, const char *options,
+                     const struct domproc_remus_report *r, char *summary, size_t len, const struct tlog *log);
+};
+
 struct domproc_args {
     struct host_paths paths;
     struct domain_config config;
@@ -318,6 +450,7 @@ struct domproc_args {
     int restore_fd;          /* >= 0: build the domain from this image, don't boot */
     const char *restore_options; /* for hooks->restore, e.g. "compress"; NULL: none */
     const struct domproc_hooks *hooks;
+    const struct domproc_remus_hooks *remus_hooks;   /* NULL: this process cannot do Remus */
     const struct tlog *log;  /* the domain's log file */
     struct cpu_overrides host_mask;  /* host.cfg's cpuid_mask */
 };
@@ -338,6 +471,23 @@ int control_command_fd(const struct host_paths *p, unsigned domid, const char *c
 int control_command_progress(const struct host_paths *p, unsigned domid, const char *cmd, int fd,
                              void (*on_progress)(void *opaque, const char *line), void *opaque,
                              char *reply, size_t reply_len, const struct tlog *log);
+
+/* With up to CONTROL_MAX_FDS descriptors (fds[0..nfds)) handed over in
+ * one message, e.g. xl remus's stream to the secondary and its back
+ * channel.  In two steps, so the caller can close its copies of the fds
+ * once they are sent (an end of stream then reaches the other side when
+ * the domain process closes its own): control_send_fds returns the
+ * connected socket, control_wait_reply reads the progress lines and the
+ * answer and closes it (timeout_ms < 0: no limit). */
+#define CONTROL_MAX_FDS 4
+int control_command_fds(const struct host_paths *p, unsigned domid, const char *cmd, const int *fds,
+                        unsigned nfds, void (*on_progress)(void *opaque, const char *line), void *opaque,
+                        char *reply, size_t reply_len, const struct tlog *log);
+int control_send_fds(const struct host_paths *p, unsigned domid, const char *cmd, const int *fds, unsigned nfds,
+                     const struct tlog *log);
+int control_wait_reply(int sock, unsigned domid, const char *cmd, int timeout_ms,
+                       void (*on_progress)(void *opaque, const char *line), void *opaque, char *reply,
+                       size_t reply_len, const struct tlog *log);
 
 /* ---- Host facts (xl info) --------------------------------------------- */
 struct kvm_host_info {

@@ -1,6 +1,7 @@
 /* Fuzz target for the stream reader (streams/): arbitrary bytes read as an
  * xl save file, a libxl stream and a libxc image, plain and checkpointed,
- * with and without Tandem's lz4-compressed page records accepted.
+ * with and without Tandem's lz4-compressed page records and Remus's page
+ * deltas accepted.
  * Nothing may crash or read out of bounds; every failure must log a
  * message naming an offset; every record the reader hands out must decode
  * and print; after the final END, reads must fail with -ENODATA. */
@@ -79,6 +80,20 @@ static void decode(const struct stream_record *rec)
                 fail("a compressed record whose data is not its pages'", NULL);
             break;
         }
+        case STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA: {
+            /* Every delta the reader passed applies to a page. */
+            const uint8_t *enc[STREAM_MAX_BATCH];
+            uint32_t enc_len[STREAM_MAX_BATCH];
+            uint8_t page[STREAM_PAGE_SIZE] = { 0 };
+            e = stream_decode_page_delta(rec, &n, pfns, enc, enc_len);
+            for (unsigned i = 0; !e && i < n; i++) {
+                if (enc[i] < rec->body || enc[i] + enc_len[i] > rec->body + rec->length)
+                    fail("a delta outside the record", NULL);
+                if (stream_delta_apply(page, enc[i], enc_len[i]))
+                    fail("a delta the reader passed does not apply", NULL);
+            }
+            break;
+        }
         case STREAM_LIBXC_X86_TSC_INFO: {
             struct stream_tsc_info t;
             e = stream_decode_tsc_info(rec, &t);
@@ -113,6 +128,15 @@ static void decode(const struct stream_record *rec)
     } else if (rec->type == STREAM_LIBXL_CHECKPOINT_STATE) {
         uint32_t id;
         e = stream_decode_checkpoint_state(rec, &id);
+    } else if (rec->type == STREAM_LIBXL_TANDEM_DISK_DATA) {
+        uint32_t disk, len;
+        uint64_t off;
+        const uint8_t *d;
+        e = stream_decode_disk_data(rec, &disk, &off, &d, &len);
+        if (!e && (disk >= STREAM_MAX_DISKS || off % STREAM_DISK_ALIGN || d + len > rec->body + rec->length))
+            fail("a disk record the reader passed is out of bounds", NULL);
+    } else if (rec->type == STREAM_LIBXL_TANDEM_CHECKPOINT_ACK) {
+        fail("an ack in the forward stream", NULL);
     }
     if (e)
         fail("a record the reader accepted does not decode",
@@ -121,11 +145,12 @@ static void decode(const struct stream_record *rec)
 
 static void read_stream(const uint8_t *data, size_t size, enum stream_layer start,
                         enum stream_checkpoints cp, uint64_t max_pfn, bool xen_made, bool lz4,
-                        FILE *out)
+                        bool delta, FILE *out)
 {
     struct fuzz_log l = { .log = { log_fn, NULL, TLOG_ERROR } };
     struct stream_reader_opts o = { .start = start, .checkpoints = cp, .max_pfn = max_pfn,
-                                    .xen_made = xen_made, .tandem_lz4 = lz4, .log = &l.log };
+                                    .xen_made = xen_made, .tandem_lz4 = lz4, .tandem_delta = delta,
+                                    .log = &l.log };
     struct stream_reader *r;
     struct stream_record rec;
     int e;
@@ -155,6 +180,12 @@ static void read_stream(const uint8_t *data, size_t size, enum stream_layer star
         if (rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 && !rec.header &&
             rec.layer == STREAM_LAYER_LIBXC && !lz4)
             fail("a compressed page record the reader was not set to accept", NULL);
+        if (rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA && !rec.header &&
+            rec.layer == STREAM_LAYER_LIBXC && (!delta || cp != STREAM_REMUS))
+            fail("a page delta the reader was not set to accept", NULL);
+        if (rec.type == STREAM_LIBXL_TANDEM_DISK_DATA && !rec.header && rec.layer == STREAM_LAYER_LIBXL &&
+            cp != STREAM_REMUS)
+            fail("disk blocks outside a Remus stream", NULL);
         decode(&rec);
         if (stream_print_detail(out, &rec) || stream_print_summary(out, &rec))
             fail("printing failed", NULL);
@@ -177,10 +208,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!out && !(out = fopen("/dev/null", "w")))
         fail("cannot open /dev/null", NULL);
     /* lz4 in four of the nine modes, among them each layer and each kind
-     * of checkpointing once. */
+     * of checkpointing once; Remus's deltas in every mode but the first
+     * libxl one (where they must be refused), and once more with lz4 off. */
     for (unsigned i = 0; i < 3; i++)
         for (unsigned j = 0; j < 3; j++)
             read_stream(data, size, starts[i], cps[j], (i + j) % 2 ? 0x100 : 0, j == 2,
-                        i == j || (i == 1 && j == 0), out);
+                        i == j || (i == 1 && j == 0), !(i == 1 && j == 0), out);
+    read_stream(data, size, STREAM_LAYER_LIBXL, STREAM_REMUS, 0, false, false, false, out);
     return 0;
 }

@@ -306,6 +306,34 @@ static void build(struct built *b, const char *plan, bool small)
             r = write_raw_record(s, STREAM_REC_OPTIONAL | 0x1234, "hello", 5);
         } else if (!strcmp(tok, "XE")) {
             r = stream_write_libxc_end(s);
+        } else if (!strcmp(tok, "DD")) {
+            /* Disk 1, bytes 0x3000-0x4387: a block and a short one (5000 bytes). */
+            static uint8_t blocks[5000];
+            for (unsigned i = 0; i < sizeof(blocks); i++)
+                blocks[i] = (uint8_t)(i * 13 + 5);
+            r = stream_write_disk_data(s, 1, 0x3000, blocks, small ? 100 : sizeof(blocks));
+        } else if (!strcmp(tok, "PX")) {
+            /* Deltas: 0x10 page_a -> page_b, 0x11 page_b -> page_b with 3 bytes changed. */
+            static uint8_t enc[2][STREAM_PAGE_SIZE], changed[STREAM_PAGE_SIZE];
+            uint64_t pfns[] = { 0x10, 0x11 };
+            const uint8_t *e[2] = { enc[0], enc[1] };
+            uint32_t l[2];
+            memcpy(changed, page_b, sizeof(changed));
+            changed[7] ^= 1;
+            changed[8] ^= 0x80;
+            changed[4000] = 0;
+            l[0] = stream_delta_encode(page_a, page_b, enc[0]);
+            l[1] = stream_delta_encode(page_b, changed, enc[1]);
+            if (!l[0]) {
+                /* page_a and page_b differ everywhere: no smaller encoding,
+                 * so the first is made of a small change too. */
+                memcpy(changed, page_a, sizeof(changed));
+                changed[100] ^= 0xff;
+                l[0] = stream_delta_encode(page_a, changed, enc[0]);
+            }
+            r = stream_write_page_delta(s, 2, pfns, e, l);
+        } else if (!strcmp(tok, "AK")) {
+            r = stream_write_checkpoint_ack(s, 42);
         } else {
             ck_abort_msg("unknown plan step %s", tok);
         }
@@ -342,7 +370,7 @@ static int read_all_opts(const uint8_t *bytes, size_t len, struct stream_reader_
         if (e)
             break;
         n++;
-        if (rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 && !rec.header) {
+        if (rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_LZ4 && rec.layer == STREAM_LAYER_LIBXC && !rec.header) {
             /* Every compressed record decodes, its data in the reader's copy. */
             uint64_t pfns[STREAM_MAX_BATCH];
             uint8_t types[STREAM_MAX_BATCH];
@@ -686,6 +714,322 @@ START_TEST(test_checkpointed_streams)
                               &items), 0);
     ck_assert_uint_eq(items, 13);
     built_free(&b);
+}
+END_TEST
+
+/* ---- Remus's records ----------------------------------------------------------- */
+
+#define REMUS_STREAM "LH DD LC IH CP MP SD PD TS HP HC CK EM DD CE PX TS HP HC CK EM DD DD CE TS HP HC CK EM CE XE LE"
+
+static int read_remus(const struct built *b, bool delta, enum stream_checkpoints cp, struct test_log *tl)
+{
+    struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = cp, .tandem_delta = delta };
+    return read_all_opts(b->bytes, b->len, o, tl, NULL);
+}
+
+/* The error names the record at the offset of plan step `step`. */
+static void expect_remus_error(const struct built *b, bool delta, enum stream_checkpoints cp, int err,
+                               const char *what, int step, const char *why)
+{
+    struct test_log tl;
+    char where[128];
+    int e = read_remus(b, delta, cp, &tl);
+    ck_assert_msg(e == err, "got %d (%s), wanted %d (%s)", e, tl.error, err, why);
+    snprintf(where, sizeof(where), "%s at offset 0x%llx: ", what, (unsigned long long)b->off[step]);
+    ck_assert_msg(!strncmp(tl.error, where, strlen(where)), "\"%s\" does not start \"%s\"", tl.error, where);
+    ck_assert_msg(strstr(tl.error, why) != NULL, "\"%s\" lacks \"%s\"", tl.error, why);
+}
+
+START_TEST(test_remus_records_round_trip)
+{
+    struct built b;
+    struct test_log tl;
+    struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_REMUS,
+                                    .tandem_delta = true, .log = &tl.log };
+    struct stream_reader *r;
+    struct stream_record rec;
+    unsigned items, disks = 0, deltas = 0;
+
+    build(&b, REMUS_STREAM, false);
+    ck_assert_msg(read_remus(&b, true, STREAM_REMUS, &tl) == 0, "%s", tl.error);
+    ck_assert_int_eq(read_all_opts(b.bytes, b.len, o, &tl, &items), 0);
+    ck_assert_uint_eq(items, 32);
+    test_log_init(&tl);
+    ck_assert_int_eq(stream_reader_new_mem(b.bytes, b.len, &o, &r), 0);
+    do {
+        ck_assert_msg(stream_read_record(r, &rec) == 0, "%s", tl.error);
+        if (!rec.header && rec.layer == STREAM_LAYER_LIBXL && rec.type == STREAM_LIBXL_TANDEM_DISK_DATA) {
+            uint32_t disk, len;
+            uint64_t off;
+            const uint8_t *data;
+            ck_assert_int_eq(stream_decode_disk_data(&rec, &disk, &off, &data, &len), 0);
+            ck_assert_uint_eq(disk, 1);
+            ck_assert_uint_eq(off, 0x3000);
+            ck_assert_uint_eq(len, 5000);
+            ck_assert_uint_eq(rec.length, 24 + 5000);
+            for (unsigned i = 0; i < len; i++)
+                ck_assert_uint_eq(data[i], (uint8_t)(i * 13 + 5));
+            disks++;
+        }
+        if (!rec.header && rec.layer == STREAM_LAYER_LIBXC && rec.type == STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA) {
+            uint64_t pfns[STREAM_MAX_BATCH];
+            const uint8_t *enc[STREAM_MAX_BATCH];
+            uint32_t enc_len[STREAM_MAX_BATCH];
+            unsigned n;
+            uint8_t page[STREAM_PAGE_SIZE];
+            ck_assert_int_eq(stream_decode_page_delta(&rec, &n, pfns, enc, enc_len), 0);
+            ck_assert_uint_eq(n, 2);
+            ck_assert_uint_eq(pfns[0], 0x10);
+            ck_assert_uint_eq(pfns[1], 0x11);
+            /* pfn 0x11: page_b with three bytes changed. */
+            memcpy(page, page_b, sizeof(page));
+            ck_assert_int_eq(stream_delta_apply(page, enc[1], enc_len[1]), 0);
+            for (unsigned i = 0; i < STREAM_PAGE_SIZE; i++)
+                if (i == 7 || i == 8 || i == 4000)
+                    ck_assert_uint_ne(page[i], page_b[i]);
+                else
+                    ck_assert_uint_eq(page[i], page_b[i]);
+            ck_assert_uint_eq(page[7], page_b[7] ^ 1);
+            ck_assert_uint_eq(page[4000], 0);
+            ck_assert_uint_lt(enc_len[1], 64);
+            deltas++;
+        }
+    } while (!rec.last);
+    stream_reader_free(r);
+    ck_assert_uint_eq(disks, 4);
+    ck_assert_uint_eq(deltas, 1);
+
+    /* The back channel's ack: 16 bytes, and back. */
+    struct built a;
+    uint64_t epoch = 0;
+    build(&a, "AK", false);
+    ck_assert_uint_eq(a.len, STREAM_CHECKPOINT_ACK_SIZE);
+    test_log_init(&tl);
+    ck_assert_int_eq(stream_parse_checkpoint_ack(a.bytes, &epoch, &tl.log), 0);
+    ck_assert_uint_eq(epoch, 42);
+    a.bytes[0] ^= 1;
+    ck_assert_int_eq(stream_parse_checkpoint_ack(a.bytes, &epoch, &tl.log), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(tl.error, "not TANDEM_CHECKPOINT_ACK"));
+    a.bytes[0] ^= 1;
+    a.bytes[4] = 16;
+    ck_assert_int_eq(stream_parse_checkpoint_ack(a.bytes, &epoch, &tl.log), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(tl.error, "length 16, not 8"));
+    built_free(&a);
+    built_free(&b);
+}
+END_TEST
+
+START_TEST(test_delta_encoding)
+{
+    static uint8_t a[STREAM_PAGE_SIZE], c[STREAM_PAGE_SIZE], enc[STREAM_PAGE_SIZE], page[STREAM_PAGE_SIZE];
+    uint64_t x = 88172645463325252ULL;
+    fill_pages();
+    /* Unchanged: 32 runs of 128 zero bytes. */
+    ck_assert_uint_eq(stream_delta_encode(page_a, page_a, enc), 32);
+    for (unsigned i = 0; i < 32; i++)
+        ck_assert_uint_eq(enc[i], 0x7f);
+    /* Changed everywhere: no smaller encoding, the page goes plain. */
+    ck_assert_uint_eq(stream_delta_encode(page_r[0], page_r[1], enc), 0);
+    /* Random sparse changes, many times: apply(encode) gives the new page. */
+    for (unsigned round = 0; round < 200; round++) {
+        memcpy(a, page_r[round % 2], sizeof(a));
+        memcpy(c, a, sizeof(c));
+        unsigned changes = round % 50;
+        for (unsigned k = 0; k < changes * 4; k++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c[x % STREAM_PAGE_SIZE] ^= (uint8_t)(x >> 32) | 1;
+        }
+        uint32_t len = stream_delta_encode(a, c, enc);
+        ck_assert_uint_gt(len, 0);
+        ck_assert_uint_lt(len, STREAM_PAGE_SIZE);
+        ck_assert(stream_delta_valid(enc, len));
+        memcpy(page, a, sizeof(page));
+        ck_assert_int_eq(stream_delta_apply(page, enc, len), 0);
+        ck_assert_int_eq(memcmp(page, c, sizeof(page)), 0);
+    }
+    /* Malformed encodings change nothing. */
+    memcpy(page, a, sizeof(page));
+    static const uint8_t short_run[] = { 0x7f };                  /* 128 of 4096 bytes */
+    ck_assert(!stream_delta_valid(short_run, sizeof(short_run)));
+    ck_assert_int_eq(stream_delta_apply(page, short_run, sizeof(short_run)), -EINVAL);
+    uint8_t over[33];
+    memset(over, 0x7f, sizeof(over));                             /* 4224 bytes */
+    ck_assert(!stream_delta_valid(over, sizeof(over)));
+    uint8_t lit[34];
+    memset(lit, 0x7f, 31);
+    lit[31] = 0xff;                                               /* 128 literal bytes promised */
+    lit[32] = 1;
+    lit[33] = 2;
+    ck_assert(!stream_delta_valid(lit, sizeof(lit)));
+    ck_assert(!stream_delta_valid(lit, 0));
+    ck_assert_int_eq(memcmp(page, a, sizeof(page)), 0);
+}
+END_TEST
+
+START_TEST(test_remus_records_malformed)
+{
+    struct built b, t;
+    /* Steps of REMUS_STREAM: 0 LH 1 DD 2 LC ... 11 CK 12 EM 13 DD 14 CE 15 PX 16 TS ... */
+    build(&b, REMUS_STREAM, false);
+
+    /* Delta without the option: an unknown mandatory record. */
+    expect_remus_error(&b, false, STREAM_REMUS, -EOPNOTSUPP, "libxc TANDEM_PAGE_DATA_DELTA", 15,
+                       "unknown mandatory record here");
+    /* Disk blocks in a plain stream, or in COLO. */
+    expect_remus_error(&b, true, STREAM_PLAIN, -EINVAL, "libxl TANDEM_DISK_DATA", 1,
+                       "only Remus streams carry disk blocks");
+    expect_remus_error(&b, true, STREAM_COLO, -EINVAL, "libxl TANDEM_DISK_DATA", 1,
+                       "only Remus streams carry disk blocks");
+    built_free(&b);
+
+    /* A delta in epoch 0: there is no committed page to apply it to. */
+    build(&b, "LH LC IH SD PD PX TS HP HC CK EM CE XE LE", false);
+    expect_remus_error(&b, true, STREAM_REMUS, -EINVAL, "libxc TANDEM_PAGE_DATA_DELTA", 5,
+                       "before the first CHECKPOINT_END");
+    built_free(&b);
+    /* Disk blocks after the image began, outside a checkpoint. */
+    build(&b, "LH LC IH SD PD TS HP HC XE DD LE", false);
+    expect_remus_error(&b, true, STREAM_REMUS, -EINVAL, "libxl TANDEM_DISK_DATA", 9,
+                       "before LIBXC_CONTEXT (the initial copy) or inside a checkpoint");
+    built_free(&b);
+    /* The ack in the forward stream. */
+    build(&b, "LH AK LC IH SD PD TS HP HC XE LE", false);
+    expect_remus_error(&b, true, STREAM_REMUS, -EINVAL, "libxl TANDEM_CHECKPOINT_ACK", 1,
+                       "belongs to the Remus back channel");
+    built_free(&b);
+
+    /* TANDEM_DISK_DATA's fields: body +0 disk, +4 flags, +8 offset, +16 length, +20 reserved. */
+    build(&b, "LH DD LC IH SD PD TS HP HC XE LE", false);
+    struct { unsigned at; uint32_t v; const char *why; int err; } dd[] = {
+        { 8 + 0, 16, "disk 16; a domain has at most 16", -EINVAL },
+        { 8 + 4, 1, "unknown flags 0x1", -EINVAL },
+        { 8 + 20, 7, "reserved field 0x00000007 is not zero", -EINVAL },
+        { 8 + 16, 4999, "data length 4999, but the body holds 5000 bytes", -EINVAL },
+        { 8 + 8, 0x3001, "byte offset 0x3001 is not a whole 4096-byte block", -EINVAL },
+        { 4, 24, "length 24 leaves no data", -EINVAL },
+        { 4, 24 + (1u << 20) + 8, "exceeds 1048576 bytes of blocks", -E2BIG },
+    };
+    for (unsigned i = 0; i < sizeof(dd) / sizeof(dd[0]); i++) {
+        t = b;
+        t.bytes = malloc(b.len);
+        memcpy(t.bytes, b.bytes, b.len);
+        memcpy(t.bytes + b.off[1] + dd[i].at, &dd[i].v, 4);
+        expect_remus_error(&t, true, STREAM_REMUS, dd[i].err, "libxl TANDEM_DISK_DATA", 1, dd[i].why);
+        built_free(&t);
+    }
+    {
+        /* The offset plus the length wraps. */
+        uint64_t off = ~0ULL - 4095;
+        t = b;
+        t.bytes = malloc(b.len);
+        memcpy(t.bytes, b.bytes, b.len);
+        memcpy(t.bytes + b.off[1] + 16, &off, 8);
+        expect_remus_error(&t, true, STREAM_REMUS, -EINVAL, "libxl TANDEM_DISK_DATA", 1, "overflows");
+        built_free(&t);
+    }
+    built_free(&b);
+
+    /* TANDEM_PAGE_DATA_DELTA's fields, hand-made in epoch 1:
+     * +0 count, +4 reserved, +8 pfns, then lengths, padding word, encodings. */
+    uint8_t body[8 + 8 + 4 + 4 + 64];
+    uint8_t runs[32];
+    memset(runs, 0x7f, sizeof(runs));
+    uint32_t count = 1, len32 = 32;
+    uint64_t pfn = 0x10;
+    struct { unsigned at; uint64_t v; unsigned width; uint32_t body_len; const char *why; int err; } px[] = {
+        { 0, 0, 4, 56, "count is 0", -EINVAL },
+        { 0, 1025, 4, 56, "1025 pages exceed 1024", -E2BIG },
+        { 4, 9, 4, 56, "reserved field 0x00000009 is not zero", -EINVAL },
+        { 8, 0x10 | (1ULL << 60), 8, 56, "has bits 63-52 set", -EINVAL },
+        { 8, 0x9000, 8, 56, "pfn 0x9000 beyond the domain's 0x8000 frames", -ERANGE },
+        { 16, 0, 4, 56, "a delta of 0 bytes", -EINVAL },
+        { 16, 4097, 4, 56, "a delta of 4097 bytes", -EINVAL },
+        { 16, 40, 4, 56, "overruns the 56-byte body", -EINVAL },
+        { 20, 5, 4, 56, "the padding word after the lengths is not zero", -EINVAL },
+        { 24, 0x7e, 1, 56, "not the run-length encoding of exactly one page", -EINVAL },
+        { 16, 32, 4, 64, "length 64, but its 1 deltas end at 56", -EINVAL },
+        { 0, 1, 4, 16, "too short for 1 pfns", -EINVAL },
+    };
+    for (unsigned i = 0; i < sizeof(px) / sizeof(px[0]); i++) {
+        memset(body, 0, sizeof(body));
+        memcpy(body, &count, 4);
+        memcpy(body + 8, &pfn, 8);
+        memcpy(body + 16, &len32, 4);
+        memcpy(body + 24, runs, sizeof(runs));
+        memcpy(body + px[i].at, &px[i].v, px[i].width);
+        custom.type = STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA;
+        custom.body = body;
+        custom.len = px[i].body_len;
+        build(&t, "LH LC IH SD PD TS HP HC CK EM CE CU TS HP HC CK EM CE XE LE", false);
+        custom.body = NULL;
+        if (i == 0) {
+            /* First, the record as made is right. */
+            struct built ok;
+            memcpy(body, &count, 4);
+            custom.body = body;
+            custom.len = 56;
+            memset(body, 0, sizeof(body));
+            memcpy(body, &count, 4);
+            memcpy(body + 8, &pfn, 8);
+            memcpy(body + 16, &len32, 4);
+            memcpy(body + 24, runs, sizeof(runs));
+            build(&ok, "LH LC IH SD PD TS HP HC CK EM CE CU TS HP HC CK EM CE XE LE", false);
+            custom.body = NULL;
+            struct test_log tl;
+            struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_REMUS,
+                                            .tandem_delta = true, .max_pfn = 0x8000 };
+            ck_assert_msg(read_all_opts(ok.bytes, ok.len, o, &tl, NULL) == 0, "%s", tl.error);
+            built_free(&ok);
+        }
+        struct test_log tl;
+        struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_REMUS,
+                                        .tandem_delta = true, .max_pfn = 0x8000 };
+        char where[96];
+        int e = read_all_opts(t.bytes, t.len, o, &tl, NULL);
+        ck_assert_msg(e == px[i].err, "case %u: got %d (%s), wanted %d (%s)", i, e, tl.error, px[i].err, px[i].why);
+        snprintf(where, sizeof(where), "libxc TANDEM_PAGE_DATA_DELTA at offset 0x%llx: ",
+                 (unsigned long long)t.off[11]);
+        ck_assert_msg(!strncmp(tl.error, where, strlen(where)), "case %u: \"%s\" does not start \"%s\"", i,
+                      tl.error, where);
+        ck_assert_msg(strstr(tl.error, px[i].why) != NULL, "case %u: \"%s\" lacks \"%s\"", i, tl.error,
+                      px[i].why);
+        built_free(&t);
+    }
+}
+END_TEST
+
+START_TEST(test_remus_printers)
+{
+    struct built b;
+    struct test_log tl;
+    struct stream_reader_opts o = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_REMUS,
+                                    .tandem_delta = true, .log = &tl.log };
+    struct stream_reader *r;
+    struct stream_record rec;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+
+    build(&b, REMUS_STREAM, false);
+    test_log_init(&tl);
+    ck_assert_int_eq(stream_reader_new_mem(b.bytes, b.len, &o, &r), 0);
+    do {
+        ck_assert_msg(stream_read_record(r, &rec) == 0, "%s", tl.error);
+        ck_assert_int_eq(stream_print_detail(f, &rec), 0);
+    } while (!rec.last);
+    stream_reader_free(r);
+    fclose(f);
+    ck_assert_msg(strstr(text, "TANDEM_DISK_DATA: disk 1, bytes 0x3000-0x4387 (5000 bytes, 2 blocks)"), "%s", text);
+    ck_assert_msg(strstr(text, "TANDEM_PAGE_DATA_DELTA: 2 pfns, deltas "), "%s", text);
+    ck_assert_msg(strstr(text, "    pfn 0x11: "), "%s", text);
+    free(text);
+    built_free(&b);
+    ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXL, STREAM_LIBXL_TANDEM_CHECKPOINT_ACK),
+                     "TANDEM_CHECKPOINT_ACK");
+    ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXC, STREAM_LIBXC_TANDEM_PAGE_DATA_DELTA),
+                     "TANDEM_PAGE_DATA_DELTA");
 }
 END_TEST
 
@@ -1567,8 +1911,11 @@ START_TEST(test_names)
     ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0x80000001));
     ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXC, 0x100), "TANDEM_PAGE_DATA_LZ4");
     ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0xff));
-    ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0x101));
-    ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXL, 0x100));
+    ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXC, 0x101), "TANDEM_PAGE_DATA_DELTA");
+    ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXC, 0x102));
+    ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXL, 0x100), "TANDEM_DISK_DATA");
+    ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXL, 0x101), "TANDEM_CHECKPOINT_ACK");
+    ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXL, 0x102));
     ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXL, 3), "EMULATOR_CONTEXT");
     ck_assert_str_eq(stream_record_name(STREAM_LAYER_LIBXL, 5), "CHECKPOINT_STATE");
     ck_assert_ptr_null(stream_record_name(STREAM_LAYER_LIBXL, 6));
@@ -1707,6 +2054,9 @@ START_TEST(test_write_images)
         /* Tandem's compressed pages: a fuzz seed, never one for Xen's verifier. */
         { "libxl-lz4", "LH LC IH SD PL PR TS HP HC XE EM LE", STREAM_LAYER_LIBXL, STREAM_PLAIN,
           true, true, false, true },
+        /* Remus with Tandem's records: disk blocks, page deltas, the clean end. */
+        { "libxl-remus-tandem", "LH DD LC IH SD PZ HP HC CK EM DD CE PX HP HC CK EM DD CE XE LE",
+          STREAM_LAYER_LIBXL, STREAM_REMUS, true, true, false, false },
     };
     const char *dir = getenv("TANDEM_STREAM_IMAGES");
     char *seeds = NULL;
@@ -1726,7 +2076,7 @@ START_TEST(test_write_images)
             b.bytes[15] = 2;
         e = read_all_opts(b.bytes, b.len, (struct stream_reader_opts){
                               .start = images[i].start, .checkpoints = images[i].cp,
-                              .tandem_lz4 = images[i].lz4 }, &tl, NULL);
+                              .tandem_lz4 = images[i].lz4, .tandem_delta = true }, &tl, NULL);
         ck_assert_msg(e == 0, "%s: %d %s", images[i].name, e, tl.error);
         if (images[i].seed)
             ck_assert_msg(b.len <= 8192, "seed %s is %zu bytes", images[i].name, b.len);
@@ -1750,6 +2100,10 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_v2_image_infers_static_data_end);
     tcase_add_test(tc, test_optional_records_skipped);
     tcase_add_test(tc, test_checkpointed_streams);
+    tcase_add_test(tc, test_remus_records_round_trip);
+    tcase_add_test(tc, test_delta_encoding);
+    tcase_add_test(tc, test_remus_records_malformed);
+    tcase_add_test(tc, test_remus_printers);
     tcase_add_test(tc, test_xen_made_order);
     tcase_add_test(tc, test_other_records_round_trip);
     tcase_add_test(tc, test_pipe_and_trailing_bytes);

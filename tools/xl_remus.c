@@ -1,0 +1,462 @@
+/* xl remus, and xl migrate-receive -r (the backup's side).
+ *
+ * As in Xen's xl (tools/xl/xl_migrate.c, main_remus): the sender runs
+ * `<sshcommand> <host> xl migrate-receive -r` with pipes on its standard
+ * input and output, reads the receiver's banner, sends the xl save-file
+ * header with the domain's config, and then the checkpointed stream: the
+ * live migration's rounds, epoch 0, and an epoch every interval.  There is
+ * no ready / permission-to-go exchange: the backup stays paused until the
+ * stream ends.  The pipe back from the receiver carries its acks.
+ *
+ * The primary's protection runs in its domain process ("remus" control
+ * command, with both pipe ends handed over); xl remus prints the epochs
+ * and ends when protection does: Ctrl-C stops it cleanly (exit 0); a lost
+ * backup leaves the guest running unprotected (exit 1, said loudly).
+ *
+ * The backup's domain process reads the stream itself, in a job thread,
+ * and decides alone: END records -> the replica is destroyed; the stream
+ * gone and the witness silent -> failover (unpause, rename <name>--incoming
+ * to <name>); the stream gone but the witness answering for the primary
+ * -> no takeover, the replica is destroyed.  xl migrate-receive -r only
+ * reports what it decided, so the failover does not depend on that xl (or
+ * the ssh it runs under) living. */
+#include "config.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include "xl.h"
+
+static const char banner[] = "xl migration receiver ready, send binary domain data.\n";
+#define BANNER_TIMEOUT_MS 60000
+
+static uint64_t now_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static int read_banner(int fd, int timeout_ms)
+{
+    char buf[sizeof(banner) - 1];
+    size_t got = 0;
+    uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000u;
+    while (got < sizeof(buf)) {
+        uint64_t now = now_usec();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        int pr = poll(&pfd, 1, (int)((deadline - now) / 1000u) + 1);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr < 0)
+            return -errno;
+        if (pr == 0)
+            continue;
+        ssize_t r = read(fd, buf + got, sizeof(buf) - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return r < 0 ? -errno : -EPIPE;
+        got += (size_t)r;
+    }
+    return memcmp(buf, banner, sizeof(buf)) ? -EPROTO : 0;
+}
+
+static const char *self_path(char *buf, size_t len)
+{
+    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+    if (n <= 0)
+        return "xl";
+    buf[n] = '\0';
+    return buf;
+}
+
+/* `sh -c rune` with its stdin and stdout as our pipes; its stderr is ours. */
+static pid_t start_receiver(const char *rune, int *send_fd, int *recv_fd)
+{
+    int to[2], from[2];
+    if (pipe2(to, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(from, O_CLOEXEC) < 0) {
+        close(to[0]);
+        close(to[1]);
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Ctrl-C is for xl remus to turn into a clean stop; the receiver
+         * must outlive it long enough to see the END records. */
+        signal(SIGINT, SIG_IGN);
+        dup2(to[0], STDIN_FILENO);
+        dup2(from[1], STDOUT_FILENO);
+        execlp("sh", "sh", "-c", rune, (char *)NULL);
+        fprintf(stderr, "xl: remus: cannot run sh : %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    if (pid < 0) {
+        close(to[1]);
+        close(from[0]);
+        return -1;
+    }
+    *send_fd = to[1];
+    *recv_fd = from[0];
+    return pid;
+}
+
+static void wait_receiver(pid_t pid, int timeout_ms)
+{
+    if (pid <= 0)
+        return;
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        int st;
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno == ECHILD)) {
+            if (r == pid && WIFEXITED(st) && WEXITSTATUS(st))
+                fprintf(stderr, "remus: the receiver exited with status %d\n", WEXITSTATUS(st));
+            return;
+        }
+        usleep(20000);
+    }
+    fprintf(stderr, "remus: the receiver is still running; leaving it\n");
+}
+
+/* ---- Epoch figures ------------------------------------------------------ */
+
+struct remus_view {
+    const char *name;
+    bool tty, debug, blackhole;
+    uint64_t epochs, last_epoch;
+    uint64_t pause_us_sum, pause_us_max, ack_us_sum, bytes_sum;
+    uint64_t last_line_usec;
+};
+
+static unsigned long long field_of(const char *line, const char *key)
+{
+    char k[40];
+    snprintf(k, sizeof(k), "%s=", key);
+    const char *p = strstr(line, k);
+    while (p && p != line && p[-1] != ' ')
+        p = strstr(p + 1, k);
+    return p ? strtoull(p + strlen(k), NULL, 10) : 0;
+}
+
+static void on_epoch_line(void *opaque, const char *line)
+{
+    struct remus_view *v = opaque;
+    if (strncmp(line, "epoch=", 6) != 0) {
+        if (v->debug || !v->tty)
+            fprintf(stderr, "remus: %s\n", line);
+        return;
+    }
+    unsigned long long epoch = field_of(line, "epoch"), pause = field_of(line, "pause_us"),
+                       pages = field_of(line, "pages"), bytes = field_of(line, "bytes"),
+                       disk = field_of(line, "disk_bytes"), ack = field_of(line, "ack_us"),
+                       held = field_of(line, "held_frames");
+    if (v->epochs++ == 0 && v->blackhole)
+        fprintf(stderr, "remus: domain %s is checkpointed to /dev/null: NOT protected\n", v->name);
+    else if (v->epochs == 1)
+        fprintf(stderr, "remus: domain %s is protected (epoch %llu acknowledged by the backup)\n", v->name, epoch);
+    v->last_epoch = epoch;
+    v->pause_us_sum += pause;
+    v->ack_us_sum += ack;
+    v->bytes_sum += bytes;
+    if (pause > v->pause_us_max)
+        v->pause_us_max = pause;
+    uint64_t now = now_usec();
+    if (v->tty) {
+        fprintf(stderr, "\rremus: epoch %llu: paused %.2f ms, %llu pages, %.1f KiB (disk %.1f KiB), ack %.2f ms, "
+                        "%llu frames released   ",
+                epoch, pause / 1000.0, pages, bytes / 1024.0, disk / 1024.0, ack / 1000.0, held);
+    } else if (v->debug || now - v->last_line_usec >= 10000000u) {
+        /* Not a terminal: a line every 10 s (every epoch with --debug). */
+        fprintf(stderr, "remus: epoch %llu: paused %.2f ms, %llu pages, %llu bytes, disk %llu bytes, ack %.2f ms, "
+                        "%llu frames released\n",
+                epoch, pause / 1000.0, pages, bytes, disk, ack / 1000.0, held);
+        v->last_line_usec = now;
+    }
+}
+
+/* Keeps the domain process's answer text, to say it in our own words. */
+static void keep_text(void *opaque, enum tlog_level level, const char *msg)
+{
+    (void)level;
+    snprintf(opaque, 300, "%s", msg);
+}
+
+/* Ctrl-C (or a TERM) stops protection cleanly: our side of the control
+ * connection is shut for sending, which the domain process takes as the
+ * end of xl remus; its answer still comes back. */
+static volatile sig_atomic_t stop_sock = -1;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    if (stop_sock >= 0)
+        shutdown(stop_sock, SHUT_WR);
+}
+
+int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
+{
+    const struct xl_command *cmd = xl_find_command("remus");
+    enum { OPT_WITNESS = 256, OPT_DEBUG, OPT_TIMEOUT, OPT_DOWNTIME };
+    static const struct option longopts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "witness", required_argument, NULL, OPT_WITNESS },
+        { "debug", no_argument, NULL, OPT_DEBUG },
+        { "timeout", required_argument, NULL, OPT_TIMEOUT },
+        { "max-downtime", required_argument, NULL, OPT_DOWNTIME },
+        { 0 } };
+    const char *ssh = "ssh", *cfgfile = NULL, *witness = NULL;
+    bool unsafe = false, blackhole = false, no_netbuf = false, no_disk = false, no_compress = false,
+         no_daemon = false;
+    unsigned interval = 200, timeout = 0, downtime = 30;
+    struct remus_view v = { 0 };
+    int opt;
+    char *end;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, "+hFbundi:s:N:ecpC:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'i':
+            interval = (unsigned)strtoul(optarg, &end, 10);
+            if (*end || end == optarg || !interval || interval > 60000) {
+                tlog_error(&ctx->log, "-i %s : the interval must be 1 to 60000 ms", optarg);
+                return XL_USAGE;
+            }
+            break;
+        case 'F': unsafe = true; break;
+        case 'b': blackhole = true; break;
+        case 'u': no_compress = true; break;
+        case 'n': no_netbuf = true; break;
+        case 'd': no_disk = true; break;
+        case 's': ssh = optarg; break;
+        case 'e': no_daemon = true; break;
+        case 'C': cfgfile = optarg; break;
+        case 'N':
+            fprintf(stderr, "remus: -N %s ignored: Tandem buffers network output in its own device model, "
+                            "no script is needed\n", optarg);
+            break;
+        case 'c': case 'p':
+            tlog_error(&ctx->log, "-%c : COLO is not supported by this xl", opt);
+            return XL_USAGE;
+        case OPT_WITNESS: witness = optarg; break;
+        case OPT_DEBUG: v.debug = true; break;
+        case OPT_TIMEOUT:
+            timeout = (unsigned)strtoul(optarg, &end, 10);
+            if (*end || end == optarg) return xl_usage(cmd, true);
+            break;
+        case OPT_DOWNTIME:
+            downtime = (unsigned)strtoul(optarg, &end, 10);
+            if (*end || end == optarg) return xl_usage(cmd, true);
+            break;
+        case 'h': return xl_usage(cmd, false);
+        default: return xl_usage(cmd, true);
+        }
+    }
+    if ((blackhole || no_netbuf || no_disk) && !unsafe) {
+        tlog_error(&ctx->log, "-%s : needs unsafe mode (-F)", blackhole ? "b" : no_netbuf ? "n" : "d");
+        return XL_USAGE;
+    }
+    int nargs = argc - optind;
+    if (nargs < 1 || nargs > 2 || (nargs == 1 && !blackhole))
+        return xl_usage(cmd, true);
+    const char *which = argv[optind], *host = nargs == 2 ? argv[optind + 1] : "/dev/null";
+    if (witness) {
+        /* A quick sanity check; the domain process binds it. */
+        const char *colon = strrchr(witness, ':');
+        if (!colon || colon == witness || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+            tlog_error(&ctx->log, "--witness %s : not ADDR:PORT", witness);
+            return XL_USAGE;
+        }
+    }
+    struct registry_entry e;
+    char config_json[sizeof(e.config_json)];
+    if (xl_domain_to_send(ctx, which, "protected", cfgfile, &e, config_json, sizeof(config_json)))
+        return XL_FAILED;
+    if (e.state != DOMAIN_STATE_RUNNING) {
+        tlog_error(&ctx->log, "%s : the domain is %s; Remus protects a running domain", e.name,
+                   domain_state_name(e.state));
+        return XL_FAILED;
+    }
+    if (e.protection.state == DOMAIN_PROTECTION_SYNCING || e.protection.state == DOMAIN_PROTECTION_PROTECTED ||
+        e.protection.state == DOMAIN_PROTECTION_BACKUP) {
+        tlog_error(&ctx->log, "%s : already %s", e.name, domain_protection_name(e.protection.state));
+        return XL_FAILED;
+    }
+    v.name = e.name;
+    v.blackhole = blackhole;
+    v.tty = isatty(STDERR_FILENO);
+    if (unsafe)
+        fprintf(stderr, "remus: UNSAFE mode (-F)%s%s%s: failover may not work as intended\n",
+                blackhole ? ", checkpoints to /dev/null" : "", no_netbuf ? ", no network buffering" : "",
+                no_disk ? ", no disk replication" : "");
+
+    int send_fd = -1, recv_fd = -1;
+    pid_t child = -1;
+    char self[4096], rune[8192], extra[400] = "";
+    if (blackhole) {
+        send_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        recv_fd = send_fd >= 0 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+        if (send_fd < 0 || recv_fd < 0) {
+            tlog_error(&ctx->log, "/dev/null : %s", strerror(errno));
+            return XL_FAILED;
+        }
+    } else {
+        int n = snprintf(extra, sizeof(extra), " --interval %u", interval);
+        if (timeout)
+            n += snprintf(extra + n, sizeof(extra) - (size_t)n, " --timeout %u", timeout);
+        if (witness)
+            n += snprintf(extra + n, sizeof(extra) - (size_t)n, " --witness %s", witness);
+        if (no_compress)
+            snprintf(extra + n, sizeof(extra) - (size_t)n, " -u");
+        const char *xl_there = ssh[0] ? "xl" : self_path(self, sizeof(self));
+        if (!ssh[0])
+            snprintf(rune, sizeof(rune), "%s %s%s migrate-receive -r%s%s", host, xl_there, v.debug ? " -v" : "",
+                     no_daemon ? " -e" : "", extra);
+        else
+            snprintf(rune, sizeof(rune), "exec %s %s %s%s migrate-receive -r%s%s", ssh, host, xl_there,
+                     v.debug ? " -v" : "", no_daemon ? " -e" : "", extra);
+        child = start_receiver(rune, &send_fd, &recv_fd);
+        if (child < 0) {
+            tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(errno));
+            return XL_FAILED;
+        }
+        int rc = read_banner(recv_fd, BANNER_TIMEOUT_MS);
+        if (!rc)
+            rc = xl_write_xl_header(send_fd, config_json, &ctx->log);
+        if (rc) {
+            tlog_error(&ctx->log, "the backup did not start ('%s') : %s", rune,
+                       rc == -EPIPE ? "the other end closed the connection"
+                       : rc == -EPROTO ? "it sent something other than the banner" : strerror(-rc));
+            close(send_fd);
+            close(recv_fd);
+            wait_receiver(child, 5000);
+            return XL_FAILED;
+        }
+    }
+
+    /* Where the backup is, for xl list: one word. */
+    char peer[128];
+    snprintf(peer, sizeof(peer), "%s", host);
+    for (char *p = peer; *p; p++)
+        if (*p == ' ' || *p == '\t')
+            *p = '+';
+    char opts[700];
+    int on = snprintf(opts, sizeof(opts), "remus interval_ms=%u max_downtime_ms=%u peer=%s", interval, downtime, peer);
+    if (timeout)
+        on += snprintf(opts + on, sizeof(opts) - (size_t)on, " timeout_ms=%u", timeout);
+    if (witness)
+        on += snprintf(opts + on, sizeof(opts) - (size_t)on, " witness=%s", witness);
+    snprintf(opts + on, sizeof(opts) - (size_t)on, "%s%s%s%s", no_compress ? " nocompress" : "",
+             no_netbuf ? " nonetbuf" : "", no_disk ? " nodisk" : "", blackhole ? " blackhole" : "");
+    fprintf(stderr, "remus: protecting domain %s (%u) with a backup on '%s', a checkpoint every %u ms%s%s\n",
+            e.name, e.domid, blackhole ? "/dev/null" : host, interval, witness ? ", witness " : "",
+            witness ? witness : "");
+    int fds[2] = { send_fd, recv_fd };
+    int sock = control_send_fds(&ctx->paths, e.domid, opts, fds, 2, &ctx->log);
+    /* The domain process has its own copies now: when it goes, the
+     * backup sees the stream end at once, not when xl remus does. */
+    close(send_fd);
+    close(recv_fd);
+    if (sock < 0) {
+        wait_receiver(child, 5000);
+        return XL_FAILED;
+    }
+    stop_sock = sock;
+    struct sigaction sa = { .sa_handler = on_stop_signal };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    uint64_t start = now_usec();
+    char reply[2048] = "";
+    char answer[300] = "";
+    struct tlog keep = { .fn = keep_text, .opaque = answer, .min_level = TLOG_ERROR };
+    int rc = control_wait_reply(sock, e.domid, opts, -1, on_epoch_line, &v, reply, sizeof(reply), &keep);
+    stop_sock = -1;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    if (v.tty && v.epochs)
+        fprintf(stderr, "\n");
+    double secs = (double)(now_usec() - start) / 1e6;
+    char figures[300] = "";
+    if (v.epochs)
+        snprintf(figures, sizeof(figures), "%llu epochs in %.1f s, pause mean %.2f ms max %.2f ms, ack mean %.2f ms, "
+                 "%.1f MiB sent", (unsigned long long)v.epochs, secs, v.pause_us_sum / 1000.0 / (double)v.epochs,
+                 v.pause_us_max / 1000.0, v.ack_us_sum / 1000.0 / (double)v.epochs, v.bytes_sum / 1048576.0);
+    if (rc == 0) {
+        const char *how = strncmp(reply, "stopped", 7) == 0 ? reply + 7 + (reply[7] == ' ') : reply;
+        fprintf(stderr, "remus: protection of domain %s stopped (%s)%s%s\n", e.name, how, figures[0] ? "; " : "",
+                figures);
+        wait_receiver(child, 10000);
+        return XL_OK;
+    }
+    /* The domain process's answer, "error <errno> lost-backup|not-protected <why>". */
+    struct registry_entry now;
+    bool answered = strncmp(answer, "lost-backup ", 12) == 0 || strncmp(answer, "not-protected ", 14) == 0;
+    /* No answer: the connection broke; a killed domain process may take
+     * a moment to be gone from /proc. */
+    bool alive = (answered || !xl_wait_gone(&e, 3000)) && registry_find(&ctx->paths, e.name, &now, NULL) == 0 &&
+                 now.domid == e.domid;
+    if (!alive) {
+        fprintf(stderr, "remus: domain %s (%u) is gone: its domain process ended%s%s\n", e.name, e.domid,
+                figures[0] ? "; " : "", figures);
+        tlog_error(&ctx->log, "%s : the primary domain is gone (destroyed or its process died); the backup takes "
+                   "over if it was protected", e.name);
+    } else if (now.protection.state == DOMAIN_PROTECTION_UNPROTECTED) {
+        fprintf(stderr, "remus: %s\n", figures[0] ? figures : "no epoch acknowledged");
+        tlog_error(&ctx->log, "LOST THE BACKUP : %s; domain %s runs on UNPROTECTED", now.protection.detail, e.name);
+    } else {
+        /* "not-protected <why>", or a refusal before anything started. */
+        const char *why = strncmp(answer, "not-protected ", 14) == 0 ? answer + 14 : answer;
+        tlog_error(&ctx->log, "could not protect %s : %s; domain %s runs on unprotected, as before", e.name,
+                   why[0] ? why : "the backup never acknowledged a checkpoint", e.name);
+    }
+    wait_receiver(child, 5000);
+    return XL_FAILED;
+}
+
+/* ---- xl migrate-receive -r ------------------------------------------------ */
+
+int xl_remus_receive(struct xl_ctx *ctx, unsigned domid, const char *name, const char *options, int ack_fd)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "remus-secondary name=%s %s", name, options);
+    fprintf(stderr, "migration target: Remus backup of %s is domain %u; receiving checkpoints\n", name, domid);
+    char reply[2048] = "";
+    int rc = control_command_fds(&ctx->paths, domid, cmd, &ack_fd, 1, NULL, NULL, reply, sizeof(reply), &ctx->log);
+    /* The domain process owns the back channel now. */
+    close(ack_fd);
+    if (rc) {
+        fprintf(stderr, "migration target: Remus backup failed; nothing is left of it\n");
+        return XL_FAILED;
+    }
+    if (strncmp(reply, "failover ", 9) == 0) {
+        fprintf(stderr, "migration target: Remus Failover for domain %u: %s\n", domid, reply + 9);
+        return XL_OK;
+    }
+    if (strncmp(reply, "stopped", 7) == 0) {
+        fprintf(stderr, "migration target: Remus stopped by the primary (%s); the replica is destroyed\n",
+                reply[7] ? reply + 8 : "");
+        return XL_OK;
+    }
+    if (strncmp(reply, "primary-alive ", 14) == 0) {
+        tlog_error(&ctx->log, "remus : %s : NOT taking over (split brain avoided); the replica is destroyed",
+                   reply + 14);
+        return XL_FAILED;
+    }
+    tlog_error(&ctx->log, "remus : unexpected answer from the backup's domain process: %s", reply);
+    return XL_FAILED;
+}
