@@ -372,8 +372,6 @@ static int checkpoint(struct primary *p, struct epoch_copy *e, uint64_t epoch)
     e->disk_error = 0;
     rc = domain_logdirty_harvest(p->d, p->pc.bitmap, NULL);
     if (!rc)
-        rc = domain_logdirty_rearm_paused(p->d);
-    if (!rc)
         rc = copy_pages(p, e);
     if (!rc)
         rc = migration_get_cpu_state(p->d, &e->cpu, p->log);

@@ -76,6 +76,8 @@ struct domain {
     uint64_t *logdirty_pending;
     uint64_t logdirty_pending_count;  /* entries behind its bits; 0 = empty */
     uint64_t ring_full_exits;
+    int reset_cut_short;      /* a dirty-ring reset freed fewer entries than
+                               * marked: the next harvest re-protects all */
 
     /* Throttling (for migrations that would not converge): a thread kicks
      * throttled vCPUs every period; each then sleeps its share of it. */

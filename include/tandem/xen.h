@@ -294,11 +294,6 @@ size_t domain_logdirty_bitmap_words(struct domain *d);
 int domain_logdirty_start(struct domain *d, const struct tlog *log);
 int domain_logdirty_harvest(struct domain *d, uint64_t *bitmap, uint64_t *count);
 void domain_logdirty_stop(struct domain *d);
-/* With the domain paused after a harvest, when it will run on and be
- * harvested again (Remus): write-protects every page and resyncs the
- * vCPUs' MMUs, so no write escapes the next harvest (logdirty.c: what
- * this host was seen to lose without it). */
-int domain_logdirty_rearm_paused(struct domain *d);
 /* Pages vCPU `vcpu` has dirtied since creation (ring mode; 0 in bitmap
  * mode), for per-vCPU dirty rates; and how often a ring filled up. */
 uint64_t domain_vcpu_dirtied(struct domain *d, unsigned vcpu);

@@ -1,0 +1,227 @@
+/* KVM's dirty ring as xen/logdirty.c drives it, on a real domain: every
+ * page the guest writes must be in some harvest.
+ *
+ * The guest dirties 32 MiB flat out (workload=dirty rate=0) on one vCPU,
+ * so its 4096-entry ring fills between harvests and the vCPU thread
+ * harvests and resets the rings itself (logdirty_ring_full).  The test
+ * does what a Remus primary does: pause, harvest, copy the harvested pages
+ * into a shadow of guest RAM, unpause; after each paused copy RAM must
+ * equal the shadow, or a write went unreported.  A throttle of 1% makes
+ * the throttle thread kick the vCPU every 10 ms on top of the pauses'
+ * kicks: a kick landing in a reset on the vCPU thread is what used to
+ * leave pages writable and unlogged for good (logdirty.c, reset_rings).
+ *
+ * Needs /dev/kvm (exit 77, loudly, without it) and a host whose KVM has
+ * the dirty ring.  The guest kernel is $TANDEM_GUEST_KERNEL, else
+ * ../guests/tandem-guest. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check_main.h"
+#include "domain.h"
+
+#define GUEST_MB 64
+#define WSS_MB 32
+#define EPOCHS 200
+#define INTERVAL_MS 30
+
+static char guest_kernel[4096];
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+struct console {
+    pthread_mutex_t lock;
+    char line[512];
+    size_t len;
+    unsigned lines;         /* status lines seen */
+    char problem[512];      /* a panic or the domain's end */
+};
+
+static void on_console(void *opaque, uint8_t byte)
+{
+    struct console *c = opaque;
+    pthread_mutex_lock(&c->lock);
+    if (byte != '\n') {
+        if (c->len < sizeof(c->line) - 1)
+            c->line[c->len++] = (char)byte;
+    } else {
+        c->line[c->len] = 0;
+        c->len = 0;
+        if (!strncmp(c->line, "TANDEM-GUEST seq=", 17))
+            c->lines++;
+        else if (!strncmp(c->line, "TANDEM-GUEST panic", 18) && !c->problem[0])
+            snprintf(c->problem, sizeof(c->problem), "%s", c->line);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void on_end(void *opaque, enum domain_end end, const char *reason)
+{
+    struct console *c = opaque;
+    (void)end;
+    pthread_mutex_lock(&c->lock);
+    snprintf(c->problem, sizeof(c->problem), "the domain ended: %s", reason);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void log_fn(void *opaque, enum tlog_level level, const char *msg)
+{
+    (void)opaque;
+    fprintf(stderr, "test_logdirty_ring: %s%s\n", level >= TLOG_ERROR ? "error: " : "", msg);
+}
+
+static const struct tlog test_log = { .fn = log_fn, .min_level = TLOG_WARN };
+
+/* Copies what `bitmap` says changed from guest RAM into the shadow. */
+static void copy_dirty(struct domain *d, uint8_t **shadow, const uint64_t *bitmap, size_t words)
+{
+    for (unsigned r = 0; r < d->mem.nr_regions; r++) {
+        const struct guest_region *g = &d->mem.region[r];
+        uint64_t first = g->gpa / GUEST_PAGE_SIZE;
+        for (uint64_t p = 0; p < g->size / GUEST_PAGE_SIZE; p++) {
+            uint64_t pfn = first + p;
+            if (pfn / 64 < words && (bitmap[pfn / 64] >> (pfn % 64) & 1))
+                memcpy(shadow[r] + p * GUEST_PAGE_SIZE, g->host + p * GUEST_PAGE_SIZE, GUEST_PAGE_SIZE);
+        }
+    }
+}
+
+/* Pages of RAM that differ from the shadow (each re-synced, so a page
+ * lost once is counted once); the first is said on stderr. */
+static uint64_t count_lost(struct domain *d, uint8_t **shadow, unsigned epoch)
+{
+    uint64_t lost = 0;
+    for (unsigned r = 0; r < d->mem.nr_regions; r++) {
+        const struct guest_region *g = &d->mem.region[r];
+        for (uint64_t off = 0; off < g->size; off += GUEST_PAGE_SIZE) {
+            if (!memcmp(shadow[r] + off, g->host + off, GUEST_PAGE_SIZE))
+                continue;
+            if (!lost)
+                fprintf(stderr, "test_logdirty_ring: epoch %u: gpa %#" PRIx64 " written, never harvested\n",
+                        epoch, g->gpa + off);
+            memcpy(shadow[r] + off, g->host + off, GUEST_PAGE_SIZE);
+            lost++;
+        }
+    }
+    return lost;
+}
+
+START_TEST(test_paused_harvests_miss_no_write)
+{
+    struct console con = { .len = 0 };
+    pthread_mutex_init(&con.lock, NULL);
+    struct domain_config cfg;
+    domain_config_init(&cfg);
+    snprintf(cfg.name, sizeof(cfg.name), "ldring");
+    snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
+    snprintf(cfg.cmdline, sizeof(cfg.cmdline), "workload=dirty wss=%u rate=0", WSS_MB);
+    cfg.memory_mb = GUEST_MB;
+    cfg.vcpus = 1;
+    cfg.log_dirty = DOMAIN_LOGDIRTY_RING;
+    struct domain *d = NULL;
+    int rc = domain_create(&d, &cfg, false, NULL, on_end, on_console, &con, &test_log);
+    ck_assert_msg(rc == 0, "domain_create (log_dirty=ring): %s; does this host's KVM have the dirty ring?",
+                  strerror(-rc));
+    ck_assert_int_eq(domain_start_vcpus(d), 0);
+    domain_unpause(d);
+    for (int i = 0; i < 3000; i++) {
+        pthread_mutex_lock(&con.lock);
+        bool up = con.lines >= 2 || con.problem[0];
+        pthread_mutex_unlock(&con.lock);
+        if (up)
+            break;
+        sleep_ms(10);
+    }
+    ck_assert_msg(con.lines >= 2 && !con.problem[0], "the guest did not come up: %s",
+                  con.problem[0] ? con.problem : "no status lines in 30 s");
+    /* Kicks every 10 ms, besides each pause's. */
+    ck_assert_int_eq(domain_set_vcpu_throttle(d, 0, 1), 0);
+
+    size_t words = domain_logdirty_bitmap_words(d);
+    uint64_t *bitmap = calloc(words, sizeof(uint64_t));
+    uint8_t *shadow[2] = { NULL, NULL };
+    ck_assert_ptr_nonnull(bitmap);
+    for (unsigned r = 0; r < d->mem.nr_regions; r++)
+        ck_assert_ptr_nonnull(shadow[r] = malloc(d->mem.region[r].size));
+
+    domain_pause(d);
+    ck_assert_int_eq(domain_logdirty_start(d, &test_log), 0);
+    ck_assert_int_eq(domain_logdirty_harvest(d, bitmap, NULL), 0);
+    for (unsigned r = 0; r < d->mem.nr_regions; r++)
+        memcpy(shadow[r], d->mem.region[r].host, d->mem.region[r].size);
+    memset(bitmap, 0, words * sizeof(uint64_t));
+    uint64_t full0 = domain_ring_full_exits(d), lost = 0, harvested = 0;
+    unsigned bad_epochs = 0;
+    for (unsigned e = 1; e <= EPOCHS; e++) {
+        domain_unpause(d);
+        sleep_ms(INTERVAL_MS);
+        domain_pause(d);
+        uint64_t n = 0;
+        ck_assert_int_eq(domain_logdirty_harvest(d, bitmap, &n), 0);
+        harvested += n;
+        copy_dirty(d, shadow, bitmap, words);
+        memset(bitmap, 0, words * sizeof(uint64_t));
+        uint64_t l = count_lost(d, shadow, e);
+        lost += l;
+        bad_epochs += l != 0;
+    }
+    uint64_t full = domain_ring_full_exits(d) - full0;
+    domain_logdirty_stop(d);
+    pthread_mutex_lock(&con.lock);
+    char problem[512];
+    snprintf(problem, sizeof(problem), "%s", con.problem);
+    pthread_mutex_unlock(&con.lock);
+    domain_destroy(d);
+    free(bitmap);
+    free(shadow[0]);
+    free(shadow[1]);
+    pthread_mutex_destroy(&con.lock);
+    printf("test_logdirty_ring: %u epochs, %" PRIu64 " entries harvested, %" PRIu64
+           " ring-full exits, %" PRIu64 " pages lost in %u epochs\n",
+           EPOCHS, harvested, full, lost, bad_epochs);
+    ck_assert_msg(!problem[0], "the guest: %s", problem);
+    /* Without full rings the vCPU thread never resets, and the case this
+     * test is for never happened. */
+    ck_assert_msg(full > 0, "no ring-full exit in %u epochs: the guest dirtied too little to test anything",
+                  EPOCHS);
+    ck_assert_msg(lost == 0, "%" PRIu64 " guest writes in %u of %u epochs were in no harvest", lost, bad_epochs,
+                  EPOCHS);
+}
+END_TEST
+
+Suite *unit_suite(void)
+{
+    setvbuf(stdout, NULL, _IONBF, 0);
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "SKIP: no /dev/kvm (%s): test_logdirty_ring needs KVM and was NOT run\n", strerror(errno));
+        printf("SKIP: no /dev/kvm\n");
+        exit(77);
+    }
+    close(fd);
+    const char *k = getenv("TANDEM_GUEST_KERNEL");
+    snprintf(guest_kernel, sizeof(guest_kernel), "%s", k && *k ? k : "../guests/tandem-guest");
+    if (access(guest_kernel, R_OK) != 0)
+        fprintf(stderr, "test_logdirty_ring: the test guest %s is missing (%s); build it or set "
+                        "TANDEM_GUEST_KERNEL\n", guest_kernel, strerror(errno));
+    Suite *s = suite_create("logdirty_ring");
+    TCase *tc = tcase_create("paused");
+    tcase_add_test(tc, test_paused_harvests_miss_no_write);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    return s;
+}
