@@ -27,46 +27,10 @@
 #include "check_main.h"
 #include "domain.h"
 #include "hvm_context.h"
+#include "rig_domain.h"
+#include "rig_time.h"
 
-#define GUEST_MB 64
-
-static char guest_kernel[4096]; /* set once in unit_suite(), before any test forks */
-
-/* ---- Console capture and logging ---------------------------------------- */
-
-struct console {
-    pthread_mutex_t lock;
-    char buf[1 << 20];
-    size_t len;
-    char end_reason[256];
-};
-
-static void on_console(void *opaque, uint8_t byte)
-{
-    struct console *c = opaque;
-    pthread_mutex_lock(&c->lock);
-    if (c->len < sizeof(c->buf) - 1)
-        c->buf[c->len++] = (char)byte;
-    c->buf[c->len] = 0;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void on_end(void *opaque, enum domain_end end, const char *reason)
-{
-    struct console *c = opaque;
-    (void)end;
-    pthread_mutex_lock(&c->lock);
-    snprintf(c->end_reason, sizeof(c->end_reason), "%s", reason);
-    pthread_mutex_unlock(&c->lock);
-}
-
-static struct console *console_new(void)
-{
-    struct console *c = calloc(1, sizeof(*c));
-    ck_assert_ptr_nonnull(c);
-    pthread_mutex_init(&c->lock, NULL);
-    return c;
-}
+/* ---- Logging ------------------------------------------------------------------ */
 
 /* Keeps the last warning or error, and shows errors on stderr so a
  * failing test says why. */
@@ -94,32 +58,6 @@ static void test_log_init(struct test_log *t, bool quiet)
     t->quiet = quiet;
 }
 
-/* ---- Domains ------------------------------------------------------------ */
-
-static struct domain *make_domain(const char *name, unsigned vcpus, const char *cmdline, bool for_restore,
-                                  struct console *con, const struct tlog *log)
-{
-    struct domain_config cfg;
-    domain_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "%s", name);
-    cfg.memory_mb = GUEST_MB;
-    cfg.vcpus = vcpus;
-    snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
-    snprintf(cfg.cmdline, sizeof(cfg.cmdline), "%s", cmdline);
-    struct domain *d = NULL;
-    int rc = domain_create(&d, &cfg, for_restore, NULL, on_end, on_console, con, log);
-    ck_assert_msg(rc == 0, "domain_create(%s): %s", name, strerror(-rc));
-    ck_assert_int_eq(domain_start_vcpus(d), 0);
-    return d;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
 /* ---- Status lines --------------------------------------------------------- */
 
 struct status {
@@ -127,42 +65,23 @@ struct status {
     uint64_t seq, uptime_ms, ticks, cpus, verify_errors, ticks_all;
 };
 
-static bool kv(const char *line, const char *key, uint64_t *out)
-{
-    size_t kl = strlen(key);
-    for (const char *p = line; (p = strstr(p, key)); p += kl)
-        if ((p == line || p[-1] == ' ') && p[kl] == '=') {
-            *out = strtoull(p + kl + 1, NULL, 10);
-            return true;
-        }
-    return false;
-}
-
 static struct status parse_status(const char *line)
 {
     struct status s = { 0 };
-    s.ok = !strncmp(line, "TANDEM-GUEST seq=", 17) && kv(line, "seq", &s.seq) &&
-           kv(line, "uptime_ms", &s.uptime_ms) && kv(line, "ticks", &s.ticks) && kv(line, "cpus", &s.cpus) &&
-           kv(line, "verify_errors", &s.verify_errors) && kv(line, "ticks_all", &s.ticks_all);
+    s.ok = !strncmp(line, "TANDEM-GUEST seq=", 17) && rig_kv(line, "seq", &s.seq) &&
+           rig_kv(line, "uptime_ms", &s.uptime_ms) && rig_kv(line, "ticks", &s.ticks) &&
+           rig_kv(line, "cpus", &s.cpus) && rig_kv(line, "verify_errors", &s.verify_errors) &&
+           rig_kv(line, "ticks_all", &s.ticks_all);
     return s;
 }
 
 /* Calls fn for each complete status line in the console from `from` on. */
-static unsigned for_each_status(struct console *c, size_t from, void (*fn)(void *, const char *, struct status),
-                                void *arg)
+static unsigned for_each_status(struct rig_console *c, size_t from,
+                                void (*fn)(void *, const char *, struct status), void *arg)
 {
-    pthread_mutex_lock(&c->lock);
-    char *copy = strndup(c->buf + from, c->len - from);
-    pthread_mutex_unlock(&c->lock);
-    ck_assert_ptr_nonnull(copy);
+    char *copy = rig_console_lines(c, from);
     unsigned n = 0;
     char *save = NULL;
-    /* Only lines ended by a newline: the last one may still be printing. */
-    char *last_nl = strrchr(copy, '\n');
-    if (last_nl)
-        last_nl[1] = 0;
-    else
-        copy[0] = 0;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct status s = parse_status(line);
         if (s.ok) {
@@ -181,14 +100,14 @@ static void keep_last(void *arg, const char *line, struct status s)
     *(struct status *)arg = s;
 }
 
-static unsigned wait_status_lines(struct console *c, size_t from, unsigned want, unsigned timeout_ms)
+static unsigned wait_status_lines(struct rig_console *c, size_t from, unsigned want, unsigned timeout_ms)
 {
     unsigned n = 0;
     for (unsigned waited = 0; waited < timeout_ms; waited += 50) {
         n = for_each_status(c, from, NULL, NULL);
         if (n >= want)
             break;
-        sleep_ms(50);
+        rig_sleep_ms(50);
     }
     return n;
 }
@@ -355,11 +274,11 @@ static void roundtrip(unsigned vcpus, unsigned run_ms)
 {
     struct test_log tl;
     test_log_init(&tl, false);
-    struct console *con = console_new();
-    struct domain *d = make_domain("hvm-rt", vcpus, "workload=verify wss=4", false, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *d = rig_make_domain("hvm-rt", vcpus, false, "workload=verify wss=4", NULL, con, &tl.log);
     if (run_ms) {
         domain_unpause(d);
-        sleep_ms(run_ms);
+        rig_sleep_ms(run_ms);
         domain_pause(d);
     }
     uint8_t *b1, *b2;
@@ -401,8 +320,8 @@ START_TEST(test_blob_shape)
 {
     struct test_log tl;
     test_log_init(&tl, false);
-    struct console *con = console_new();
-    struct domain *d = make_domain("hvm-shape", 2, "", false, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *d = rig_make_domain("hvm-shape", 2, false, "", NULL, con, &tl.log);
     uint8_t *b;
     size_t l;
     ck_assert_int_eq(domain_get_hvm_context(d, &b, &l, &tl.log), 0);
@@ -458,15 +377,15 @@ START_TEST(test_xen_records_only)
 {
     struct test_log tl;
     test_log_init(&tl, false);
-    struct console *con = console_new();
-    struct domain *d = make_domain("hvm-xenonly", 1, "workload=idle", false, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *d = rig_make_domain("hvm-xenonly", 1, false, "workload=idle", NULL, con, &tl.log);
     uint8_t *b;
     size_t l;
     ck_assert_int_eq(domain_get_hvm_context(d, &b, &l, &tl.log), 0);
     size_t ol;
     uint8_t *ob = strip_extensions(b, l, &ol);
-    struct console *con2 = console_new();
-    struct domain *d2 = make_domain("hvm-xenonly2", 1, "", true, con2, &tl.log);
+    struct rig_console *con2 = rig_console_new();
+    struct domain *d2 = rig_make_domain("hvm-xenonly2", 1, true, "", NULL, con2, &tl.log);
     struct domain_ram_region src[2], dst[2];
     unsigned n = domain_ram_regions(d, src);
     ck_assert_uint_eq(domain_ram_regions(d2, dst), n);
@@ -481,7 +400,7 @@ START_TEST(test_xen_records_only)
         pthread_mutex_lock(&con2->lock);
         lines = strstr(con2->buf, "TANDEM-GUEST start") != NULL;
         pthread_mutex_unlock(&con2->lock);
-        sleep_ms(100);
+        rig_sleep_ms(100);
     }
     ck_assert_msg(lines, "the guest did not start from Xen records alone; console: %.400s; end: %s", con2->buf,
                   con2->end_reason);
@@ -535,15 +454,15 @@ static void continue_after_copy(unsigned vcpus, bool xen_only)
 {
     struct test_log tl;
     test_log_init(&tl, false);
-    struct console *con = console_new();
-    struct domain *src = make_domain("hvm-src", vcpus, "workload=verify wss=8", false, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *src = rig_make_domain("hvm-src", vcpus, false, "workload=verify wss=8", NULL, con, &tl.log);
     domain_unpause(src);
     /* Boot, the initial fill of the working set, then about a second of
      * status lines. */
     unsigned n = wait_status_lines(con, 0, 2, 30000);
     ck_assert_msg(n >= 2, "source guest printed %u status lines; console: %.600s; end: %s", n, con->buf,
                   con->end_reason);
-    sleep_ms(1000);
+    rig_sleep_ms(1000);
     domain_pause(src);
 
     struct status before = { 0 };
@@ -576,8 +495,8 @@ static void continue_after_copy(unsigned vcpus, bool xen_only)
     /* The destination, built as a restore target: same memory and vCPUs,
      * no kernel loaded, no entry state.  Order as a libxc stream: the
      * policies, memory, TSC info, params, HVM context. */
-    struct console *con2 = console_new();
-    struct domain *dst = make_domain("hvm-dst", vcpus, "workload=verify wss=8", true, con2, &tl.log);
+    struct rig_console *con2 = rig_console_new();
+    struct domain *dst = rig_make_domain("hvm-dst", vcpus, true, "workload=verify wss=8", NULL, con2, &tl.log);
     rc = domain_set_cpuid_policy(dst, leaves, n_leaves, &tl.log);
     ck_assert_msg(rc == 0, "set CPUID policy: %s", tl.last);
     rc = domain_set_msr_policy(dst, msrs, n_msrs, &tl.log);
@@ -877,15 +796,15 @@ START_TEST(test_malformed)
     test_log_init(&quiet, true);
     /* The blobs come from a guest that ran; the target is a fresh domain
      * whose state differs, so anything applied would show. */
-    struct console *con = console_new(), *con2 = console_new();
-    struct domain *a = make_domain("hvm-mal-a", 2, "workload=verify wss=4", false, con, &tl.log);
+    struct rig_console *con = rig_console_new(), *con2 = rig_console_new();
+    struct domain *a = rig_make_domain("hvm-mal-a", 2, false, "workload=verify wss=4", NULL, con, &tl.log);
     domain_unpause(a);
     wait_status_lines(con, 0, 1, 30000);
     domain_pause(a);
     uint8_t *good;
     size_t good_len;
     ck_assert_int_eq(domain_get_hvm_context(a, &good, &good_len, &tl.log), 0);
-    struct domain *b = make_domain("hvm-mal-b", 2, "", true, con2, &tl.log);
+    struct domain *b = rig_make_domain("hvm-mal-b", 2, true, "", NULL, con2, &tl.log);
     uint8_t *before, *after;
     size_t before_len, after_len;
     get_masked(b, &before, &before_len, NULL, &tl.log);
@@ -955,8 +874,8 @@ START_TEST(test_cpuid_policy_missing_feature)
 {
     struct test_log tl;
     test_log_init(&tl, true);
-    struct console *con = console_new();
-    struct domain *d = make_domain("hvm-cpuid", 2, "", true, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *d = rig_make_domain("hvm-cpuid", 2, true, "", NULL, con, &tl.log);
     struct domain_cpuid_leaf *l, *l2;
     unsigned n, n2;
     ck_assert_int_eq(domain_get_cpuid_policy(d, &l, &n, &tl.log), 0);
@@ -1024,8 +943,8 @@ START_TEST(test_msr_policy)
 {
     struct test_log tl;
     test_log_init(&tl, true);
-    struct console *con = console_new();
-    struct domain *d = make_domain("hvm-msr", 1, "", true, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *d = rig_make_domain("hvm-msr", 1, true, "", NULL, con, &tl.log);
     struct domain_msr_entry *m;
     unsigned n;
     ck_assert_int_eq(domain_get_msr_policy(d, &m, &n, &tl.log), 0);
@@ -1071,10 +990,10 @@ START_TEST(test_policy_after_run)
 {
     struct test_log tl;
     test_log_init(&tl, true);
-    struct console *con = console_new();
-    struct domain *d = make_domain("hvm-ran", 1, "workload=idle", false, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *d = rig_make_domain("hvm-ran", 1, false, "workload=idle", NULL, con, &tl.log);
     domain_unpause(d);
-    sleep_ms(300);
+    rig_sleep_ms(300);
     domain_pause(d);
     struct domain_cpuid_leaf *l;
     unsigned n;
@@ -1095,8 +1014,8 @@ START_TEST(test_params_and_tsc)
 {
     struct test_log tl;
     test_log_init(&tl, true);
-    struct console *con = console_new();
-    struct domain *d = make_domain("hvm-params", 1, "", true, con, &tl.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *d = rig_make_domain("hvm-params", 1, true, "", NULL, con, &tl.log);
     struct domain_hvm_param *p;
     unsigned n;
     ck_assert_int_eq(domain_get_hvm_params(d, &p, &n, &tl.log), 0);
@@ -1147,19 +1066,8 @@ Suite *unit_suite(void)
     /* Test output interleaves with Check's; forked tests must not lose it. */
     setvbuf(stdout, NULL, _IONBF, 0);
     /* Skipping must be loud, never a quiet pass. */
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "SKIP: no /dev/kvm (%s): test_hvm_context needs KVM and was NOT run\n", strerror(errno));
-        printf("SKIP: no /dev/kvm\n");
-        fflush(stdout);
-        exit(77);
-    }
-    close(fd);
-    const char *k = getenv("TANDEM_GUEST_KERNEL");
-    snprintf(guest_kernel, sizeof(guest_kernel), "%s", k && *k ? k : "../guests/tandem-guest");
-    if (access(guest_kernel, R_OK) != 0)
-        fprintf(stderr, "test_hvm_context: the test guest %s is missing (%s); build it or set "
-                        "TANDEM_GUEST_KERNEL — every test will fail\n", guest_kernel, strerror(errno));
+    rig_require_kvm("test_hvm_context");
+    rig_find_guest_kernel("test_hvm_context");
 
     Suite *s = suite_create("hvm_context");
     TCase *tc = tcase_create("kvm");

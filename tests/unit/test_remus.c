@@ -21,63 +21,14 @@
 
 #include "check_main.h"
 #include "domain.h"
+#include "rig_domain.h"
+#include "rig_time.h"
 #include "tandem/remus.h"
 #include "tandem/streams.h"
 
-#define GUEST_MB 64
 #define GUEST_CMDLINE "workload=verify wss=8"
 
-static char guest_kernel[4096];
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
-/* ---- Console, log, domains -------------------------------------------------- */
-
-struct console {
-    pthread_mutex_t lock;
-    char buf[1 << 20];
-    size_t len;
-    char end_reason[256];
-};
-
-static void on_console(void *opaque, uint8_t byte)
-{
-    struct console *c = opaque;
-    pthread_mutex_lock(&c->lock);
-    if (c->len < sizeof(c->buf) - 1)
-        c->buf[c->len++] = (char)byte;
-    c->buf[c->len] = 0;
-    pthread_mutex_unlock(&c->lock);
-}
-
-static void on_end(void *opaque, enum domain_end end, const char *reason)
-{
-    struct console *c = opaque;
-    (void)end;
-    pthread_mutex_lock(&c->lock);
-    snprintf(c->end_reason, sizeof(c->end_reason), "%s", reason);
-    pthread_mutex_unlock(&c->lock);
-}
-
-static struct console *console_new(void)
-{
-    struct console *c = calloc(1, sizeof(*c));
-    ck_assert_ptr_nonnull(c);
-    pthread_mutex_init(&c->lock, NULL);
-    return c;
-}
+/* ---- Log (console and domains: rig_domain.h) ---------------------------------- */
 
 struct test_log {
     struct tlog log;
@@ -108,45 +59,12 @@ static void test_log_init(struct test_log *t, const char *who)
     t->who = who;
 }
 
-static struct domain *make_domain(const char *name, bool for_restore, const char *cmdline, const char *disk,
-                                  struct console *con, const struct tlog *log)
-{
-    struct domain_config cfg;
-    domain_config_init(&cfg);
-    if (disk) {
-        cfg.nr_disks = 1;
-        snprintf(cfg.disks[0].target, sizeof(cfg.disks[0].target), "%s", disk);
-        snprintf(cfg.disks[0].vdev, sizeof(cfg.disks[0].vdev), "xvda");
-    }
-    snprintf(cfg.name, sizeof(cfg.name), "%s", name);
-    cfg.memory_mb = GUEST_MB;
-    cfg.vcpus = 1;
-    snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
-    snprintf(cfg.cmdline, sizeof(cfg.cmdline), "%s", cmdline);
-    struct domain *d = NULL;
-    int rc = domain_create(&d, &cfg, for_restore, NULL, on_end, on_console, con, log);
-    ck_assert_msg(rc == 0, "domain_create(%s): %s", name, strerror(-rc));
-    ck_assert_int_eq(domain_start_vcpus(d), 0);
-    return d;
-}
-
 /* ---- Status lines ----------------------------------------------------------- */
 
 struct status {
     bool ok;
     uint64_t seq, uptime_ms, verify_errors;
 };
-
-static bool kv(const char *line, const char *key, uint64_t *out)
-{
-    size_t kl = strlen(key);
-    for (const char *p = line; (p = strstr(p, key)); p += kl)
-        if ((p == line || p[-1] == ' ') && p[kl] == '=') {
-            *out = strtoull(p + kl + 1, NULL, 10);
-            return true;
-        }
-    return false;
-}
 
 /* The status lines from `from` on: how many, the first and the last, and
  * whether every one had verify_errors=0 and a rising seq. */
@@ -157,22 +75,14 @@ struct lines {
     char why[300];
 };
 
-static struct lines scan(struct console *c, size_t from)
+static struct lines scan(struct rig_console *c, size_t from)
 {
     struct lines l = { 0 };
-    pthread_mutex_lock(&c->lock);
-    char *copy = strndup(c->buf + from, c->len - from);
-    pthread_mutex_unlock(&c->lock);
-    ck_assert_ptr_nonnull(copy);
-    char *nl = strrchr(copy, '\n'), *save = NULL;
-    if (nl)
-        nl[1] = 0;
-    else
-        copy[0] = 0;
+    char *copy = rig_console_lines(c, from), *save = NULL;
     for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         struct status s = { 0 };
-        s.ok = !strncmp(line, "TANDEM-GUEST seq=", 17) && kv(line, "seq", &s.seq) &&
-               kv(line, "uptime_ms", &s.uptime_ms) && kv(line, "verify_errors", &s.verify_errors);
+        s.ok = !strncmp(line, "TANDEM-GUEST seq=", 17) && rig_kv(line, "seq", &s.seq) &&
+               rig_kv(line, "uptime_ms", &s.uptime_ms) && rig_kv(line, "verify_errors", &s.verify_errors);
         if (!s.ok)
             continue;
         if (!l.bad && (s.verify_errors || (l.n && s.seq <= l.last.seq))) {
@@ -187,13 +97,13 @@ static struct lines scan(struct console *c, size_t from)
     return l;
 }
 
-static unsigned wait_lines(struct console *c, size_t from, unsigned want, unsigned timeout_ms)
+static unsigned wait_lines(struct rig_console *c, size_t from, unsigned want, unsigned timeout_ms)
 {
     unsigned n = 0;
     for (unsigned waited = 0; waited < timeout_ms; waited += 50) {
         if ((n = scan(c, from).n) >= want)
             break;
-        sleep_ms(50);
+        rig_sleep_ms(50);
     }
     return n;
 }
@@ -452,7 +362,7 @@ static void *secondary_main(void *arg)
 
 /* A protected pair: the primary booted and running, the replica built. */
 struct pair {
-    struct console *pcon, *scon;
+    struct rig_console *pcon, *scon;
     struct test_log dlog;
     struct domain *pd, *sd;
     struct relay relay;
@@ -464,31 +374,22 @@ struct pair {
 
 #define DISK_BYTES (4u << 20)
 
-/* A fresh sparse image (the replica's must read zeros where the
- * primary's has holes: the initial copy skips them). */
-static void make_disk(char *path, size_t len)
-{
-    snprintf(path, len, "/tmp/test-remus-disk-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(ftruncate(fd, DISK_BYTES), 0);
-    close(fd);
-}
-
 static void pair_start_disk(struct pair *x, unsigned interval_ms, bool compress, enum relay_fault fault,
                             bool snapshot, const char *cmdline, bool disk)
 {
     memset(x, 0, sizeof(*x));
     if (disk) {
-        make_disk(x->disk_p, sizeof(x->disk_p));
-        make_disk(x->disk_s, sizeof(x->disk_s));
+        /* Sparse: the replica's must read zeros where the primary's has
+         * holes, since the initial copy skips them. */
+        rig_make_image(x->disk_p, sizeof(x->disk_p), DISK_BYTES, true);
+        rig_make_image(x->disk_s, sizeof(x->disk_s), DISK_BYTES, true);
     }
     signal(SIGPIPE, SIG_IGN);
     test_log_init(&x->dlog, "domain");
-    x->pcon = console_new();
-    x->scon = console_new();
-    x->pd = make_domain("remus-primary", false, cmdline, disk ? x->disk_p : NULL, x->pcon, &x->dlog.log);
-    x->sd = make_domain("remus-replica", true, cmdline, disk ? x->disk_s : NULL, x->scon, &x->dlog.log);
+    x->pcon = rig_console_new();
+    x->scon = rig_console_new();
+    x->pd = rig_make_domain("remus-primary", 1, false, cmdline, disk ? x->disk_p : NULL, x->pcon, &x->dlog.log);
+    x->sd = rig_make_domain("remus-replica", 1, true, cmdline, disk ? x->disk_s : NULL, x->scon, &x->dlog.log);
     domain_unpause(x->pd);
     unsigned n = wait_lines(x->pcon, 0, 2, 30000);
     ck_assert_msg(n >= 2, "the primary printed %u status lines; console: %.600s; end: %s", n, x->pcon->buf,
@@ -536,9 +437,9 @@ static void pair_start(struct pair *x, unsigned interval_ms, bool compress, enum
 
 static bool wait_acked(struct pair *x, unsigned want, unsigned timeout_ms)
 {
-    uint64_t until = now_ms() + timeout_ms;
-    while (primary_acked(x->p) < want && now_ms() < until)
-        sleep_ms(10);
+    uint64_t until = rig_now_ms() + timeout_ms;
+    while (primary_acked(x->p) < want && rig_now_ms() < until)
+        rig_sleep_ms(10);
     return primary_acked(x->p) >= want;
 }
 
@@ -582,12 +483,12 @@ static void failover(enum relay_fault fault)
     pair_start(&x, 50, true, fault, true, GUEST_CMDLINE);
     ck_assert_msg(wait_acked(&x, 20, 20000), "only %u epochs acked in 20 s: %s / %s", primary_acked(x.p),
                   x.p->log.last_error, x.s->log.last_error);
-    sleep_ms(1500);                      /* a few seconds protected in all */
+    rig_sleep_ms(1500);                      /* a few seconds protected in all */
     __atomic_store_n(&x.relay.trigger, true, __ATOMIC_RELEASE);
     pthread_join(x.relay.fwd, NULL);
     ck_assert_msg(x.relay.faulted, "the relay never faulted an epoch");
     pthread_join(x.s->thread, NULL);
-    uint64_t failover_at = now_ms();
+    uint64_t failover_at = rig_now_ms();
     shutdown(x.sv_s[1], SHUT_RDWR);      /* the secondary's side is done */
     /* The primary is gone: its link closed, its domain destroyed. */
     shutdown(x.sv_p[1], SHUT_RDWR);
@@ -620,7 +521,7 @@ static void failover(enum relay_fault fault)
     struct lines l = scan(x.scon, 0);
     printf("    resumed epoch %" PRIu64 ": %u status lines in %" PRIu64 " ms, seq %" PRIu64 "..%" PRIu64
            ", uptime_ms %" PRIu64 ", verify_errors=%" PRIu64 "\n", x.s->sum.last_committed, l.n,
-           now_ms() - failover_at, l.first.seq, l.last.seq, l.last.uptime_ms, l.last.verify_errors);
+           rig_now_ms() - failover_at, l.first.seq, l.last.seq, l.last.uptime_ms, l.last.verify_errors);
     ck_assert_msg(n >= 3, "the replica printed %u status lines in 15 s: %.600s; end: %s", n, x.scon->buf,
                   x.scon->end_reason);
     ck_assert_msg(strstr(x.scon->buf, "TANDEM-GUEST boot") == NULL, "the replica rebooted: %.400s", x.scon->buf);
@@ -769,7 +670,7 @@ START_TEST(test_disk_failover)
     pair_start_disk(&x, 50, true, RELAY_CUT, false, "workload=disklog", true);
     ck_assert_msg(wait_acked(&x, 20, 20000), "only %u epochs acked: %s / %s", primary_acked(x.p),
                   x.p->log.last_error, x.s->log.last_error);
-    sleep_ms(1000);
+    rig_sleep_ms(1000);
     __atomic_store_n(&x.relay.trigger, true, __ATOMIC_RELEASE);
     pthread_join(x.relay.fwd, NULL);
     pthread_join(x.s->thread, NULL);
@@ -791,12 +692,13 @@ START_TEST(test_disk_failover)
     x.sd = NULL;
 
     /* A fresh boot on the replica's image reads the whole log back. */
-    struct console *con = console_new();
-    struct domain *check = make_domain("remus-check", false, "workload=disklog", x.disk_s, con, &x.dlog.log);
+    struct rig_console *con = rig_console_new();
+    struct domain *check = rig_make_domain("remus-check", 1, false, "workload=disklog", x.disk_s, con,
+                                           &x.dlog.log);
     domain_unpause(check);
     unsigned waited = 0;
     while (!strstr(con->buf, "disklog check ") && waited < 20000) {
-        sleep_ms(50);
+        rig_sleep_ms(50);
         waited += 50;
     }
     domain_pause(check);
@@ -804,8 +706,8 @@ START_TEST(test_disk_failover)
     const char *p = strstr(con->buf, "disklog check ");
     uint64_t records = 0, errors = 1;
     if (p) {
-        kv(p, "records", &records);
-        kv(p, "errors", &errors);
+        rig_kv(p, "records", &records);
+        rig_kv(p, "errors", &errors);
     }
     char line[200] = "";
     if (p)
@@ -845,15 +747,15 @@ START_TEST(test_figures)
     for (unsigned i = 0; i < sizeof(intervals) / sizeof(intervals[0]); i++) {
         struct pair x;
         if (!i)
-            printf("remus figures (guest: %s, %u MiB, 1 vCPU; compress on):\n", guests[g], GUEST_MB);
+            printf("remus figures (guest: %s, %u MiB, 1 vCPU; compress on):\n", guests[g], RIG_GUEST_MB);
         pair_start(&x, intervals[i], true, RELAY_PASS, false, guests[g]);
         ck_assert_msg(wait_acked(&x, 2, 20000), "interval %u: nothing acked: %s / %s", intervals[i],
                       x.p->log.last_error, x.s->log.last_error);
-        uint64_t t0 = now_ms();
+        uint64_t t0 = rig_now_ms();
         unsigned a0 = primary_acked(x.p);
-        sleep_ms(2000);
+        rig_sleep_ms(2000);
         unsigned a1 = primary_acked(x.p);
-        uint64_t t1 = now_ms();
+        uint64_t t1 = rig_now_ms();
         __atomic_store_n(&x.p->stop, true, __ATOMIC_RELEASE);
         pthread_join(x.p->thread, NULL);
         pthread_join(x.s->thread, NULL);
@@ -883,18 +785,8 @@ END_TEST
 Suite *unit_suite(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0) {
-        fprintf(stderr, "SKIP: no /dev/kvm (%s): test_remus needs KVM and was NOT run\n", strerror(errno));
-        printf("SKIP: no /dev/kvm\n");
-        exit(77);
-    }
-    close(fd);
-    const char *k = getenv("TANDEM_GUEST_KERNEL");
-    snprintf(guest_kernel, sizeof(guest_kernel), "%s", k && *k ? k : "../guests/tandem-guest");
-    if (access(guest_kernel, R_OK) != 0)
-        fprintf(stderr, "test_remus: the test guest %s is missing (%s); build it or set "
-                        "TANDEM_GUEST_KERNEL — every test will fail\n", guest_kernel, strerror(errno));
+    rig_require_kvm("test_remus");
+    rig_find_guest_kernel("test_remus");
     Suite *s = suite_create("remus");
     /* One case each, so CK_RUN_CASE can pick one. */
     TCase *failover = tcase_create("failover"), *corrupt = tcase_create("corrupt"),

@@ -3,264 +3,57 @@
  * private network namespace, and disk write tracking, harvest and the
  * secondary's block writes on real virtio-blk devices over real image
  * files.  The devices are driven through their register file over fake
- * guest memory, as tests/unit/test_virtqueue.c does, and gathered into a
- * bare struct domain so the domain_* API is the one under test.
+ * guest memory (tests/unit/rig_virtio.h, shared with test_virtqueue) and
+ * gathered into a bare struct domain so the domain_* API is the one under
+ * test.
  *
  * The network tests need root and /dev/net/tun; without them they print
  * "SKIP" and are not run. */
 #define _GNU_SOURCE
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/if_packet.h>
-#include <net/ethernet.h>
-#include <net/if.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
 #include "devices.h"
 #include "domain.h"
+#include "rig_domain.h"
+#include "rig_time.h"
+#include "rig_virtio.h"
 #include "tap.h"
 #include "virtio_mmio.h"
 #include "virtqueue.h"
 
-/* ---- Logging ------------------------------------------------------------- */
+/* Network tests print "SKIP: ...; output buffering test NOT run" without a netns. */
+#define NETNS_WHAT "output buffering test"
 
-struct test_log {
-    struct tlog log;
-    pthread_mutex_t lock;
-    char last_error[1024];
-    unsigned errors;
-};
+/* ---- Fake guest memory (rig_virtio.h) -------------------------------------- */
 
-static void test_log_fn(void *opaque, enum tlog_level level, const char *msg)
-{
-    struct test_log *t = opaque;
-    pthread_mutex_lock(&t->lock);
-    if (level >= TLOG_ERROR) {
-        snprintf(t->last_error, sizeof(t->last_error), "%s", msg);
-        t->errors++;
-    }
-    pthread_mutex_unlock(&t->lock);
-}
-
-static void test_log_init(struct test_log *t)
-{
-    memset(t, 0, sizeof(*t));
-    pthread_mutex_init(&t->lock, NULL);
-    t->log = (struct tlog){ .fn = test_log_fn, .opaque = t, .min_level = TLOG_DEBUG };
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* ---- Fake guest memory, rings, the driver's side -------------------------- */
-
+/* 8 MiB: the block requests' data slots (1 MiB each) start at 3 MiB. */
 #define RAM_SIZE (8u << 20)
 #define RING_NUM 16u
 
-struct fake_ram {
-    struct guest_memory m;
-    uint8_t *ram;
-};
-
-static struct fake_ram *fake_new(void)
-{
-    struct fake_ram *f = calloc(1, sizeof(*f));
-    ck_assert_ptr_nonnull(f);
-    f->ram = calloc(1, RAM_SIZE);
-    ck_assert_ptr_nonnull(f->ram);
-    f->m.nr_regions = 1;
-    f->m.region[0] = (struct guest_region){ .gpa = 0, .size = RAM_SIZE, .host = f->ram };
-    f->m.total_bytes = RAM_SIZE;
-    return f;
-}
-
-static void fake_free(struct fake_ram *f)
-{
-    free(f->ram);
-    free(f);
-}
-
-static void fake_irq(void *opaque, unsigned gsi)
-{
-    (void)opaque;
-    (void)gsi;
-}
-
-struct ring {
-    uint8_t *base;
-    uint64_t desc, avail, used;
-    unsigned num;
-    uint16_t avail_idx;
-};
-
-static void ring_init(struct ring *r, uint8_t *base, uint64_t desc, uint64_t avail, uint64_t used, unsigned num)
-{
-    *r = (struct ring){ .base = base, .desc = desc, .avail = avail, .used = used, .num = num };
-    memset(base + desc, 0, vring_desc_bytes(num));
-    memset(base + avail, 0, vring_avail_bytes(num));
-    memset(base + used, 0, vring_used_bytes(num));
-}
-
-static void set_desc(struct ring *r, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-    memcpy(r->base + r->desc + 16u * i, &d, sizeof(d));
-}
-
-static void publish(struct ring *r, uint16_t head)
-{
-    memcpy(r->base + r->avail + 4 + 2u * (r->avail_idx % r->num), &head, 2);
-    r->avail_idx++;
-    __atomic_store_n((uint16_t *)(r->base + r->avail + 2), r->avail_idx, __ATOMIC_RELEASE);
-}
-
-static uint16_t used_idx(const struct ring *r)
-{
-    return __atomic_load_n((uint16_t *)(r->base + r->used + 2), __ATOMIC_ACQUIRE);
-}
-
-static uint32_t rd32(struct virtio_dev *v, uint64_t off)
-{
-    uint8_t b[4];
-    virtio_mmio_access(v, off, b, 4, false);
-    uint32_t x;
-    memcpy(&x, b, 4);
-    return x;
-}
-
-static void wr32(struct virtio_dev *v, uint64_t off, uint32_t val)
-{
-    uint8_t b[4];
-    memcpy(b, &val, 4);
-    virtio_mmio_access(v, off, b, 4, true);
-}
-
-static void setup_queue(struct virtio_dev *v, unsigned qi, const struct ring *r)
-{
-    wr32(v, VIRTIO_MMIO_QUEUE_SEL, qi);
-    wr32(v, VIRTIO_MMIO_QUEUE_NUM, r->num);
-    wr32(v, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)r->desc);
-    wr32(v, VIRTIO_MMIO_QUEUE_DESC_HIGH, 0);
-    wr32(v, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)r->avail);
-    wr32(v, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-    wr32(v, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)r->used);
-    wr32(v, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-    wr32(v, VIRTIO_MMIO_QUEUE_READY, 1);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_QUEUE_READY), 1);
-}
-
-static void driver_init(struct virtio_dev *v, uint64_t features, const struct ring *rings, unsigned nq)
-{
-    const uint32_t s = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-    wr32(v, VIRTIO_MMIO_STATUS, 0);
-    wr32(v, VIRTIO_MMIO_STATUS, s);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-    wr32(v, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_FEATURES_OK);
-    ck_assert(rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-    for (unsigned i = 0; i < nq; i++)
-        setup_queue(v, i, &rings[i]);
-    wr32(v, VIRTIO_MMIO_STATUS, s | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-}
-
-static bool wait_used(const struct ring *r, uint16_t want, unsigned timeout_ms)
-{
-    for (unsigned t = 0; t < timeout_ms; t += 2) {
-        if ((uint16_t)(used_idx(r) - want) < 0x8000)
-            return true;
-        sleep_ms(2);
-    }
-    return false;
-}
-
-/* A bare domain: only its log and its device list, which is what the
- * Remus device API looks at.  devices_destroy() destroys the devices. */
-static struct domain *bare_domain(const struct tlog *log)
-{
-    struct domain *d = calloc(1, sizeof(*d));
-    ck_assert_ptr_nonnull(d);
-    d->log = log;
-    ck_assert_int_eq(devices_alloc(d), 0);
-    return d;
-}
-
-static void bare_domain_add(struct domain *d, struct virtio_dev *v)
-{
-    ck_assert_uint_lt(d->devs->n, VIRTIO_MMIO_MAX_DEVICES);
-    d->devs->dev[d->devs->n++] = v;
-}
-
-static void bare_domain_free(struct domain *d)
-{
-    devices_destroy(d);
-    free(d);
-}
-
 /* ---- virtio-net on a tap in a private network namespace -------------------- */
 
-static void write_proc(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (write(fd, text, strlen(text)) < 0) { /* best effort */ }
-        close(fd);
-    }
-}
-
-/* Check forks every test, so the namespace dies with the test. */
-static bool enter_netns(void)
-{
-    if (unshare(CLONE_NEWNET) < 0) {
-        printf("SKIP: unshare(CLONE_NEWNET): %s; output buffering test NOT run\n", strerror(errno));
-        return false;
-    }
-    if (access("/dev/net/tun", R_OK | W_OK) < 0) {
-        printf("SKIP: /dev/net/tun: %s; output buffering test NOT run\n", strerror(errno));
-        return false;
-    }
-    write_proc("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
-    write_proc("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-    return true;
-}
-
 static const uint8_t guest_mac[6] = { 0x00, 0x16, 0x3e, 0x65, 0x43, 0x21 };
-#define TEST_ETHERTYPE 0x88b5
 #define TX_BUF_GPA 0x400000u
 #define TX_BUF_STRIDE 0x10000u
 
 struct net_rig {
-    struct fake_ram *f;
-    struct test_log log;
+    struct rig_ram *f;
+    struct rig_log log;
     struct domain *d;
     struct virtio_dev *v;
-    struct ring rx, tx;
+    struct rig_ring rx, tx;
     unsigned next_tx;        /* descriptors and buffers taken in turn */
     int sock;                /* a packet socket on the tap */
 };
@@ -268,37 +61,31 @@ struct net_rig {
 static void net_rig_open(struct net_rig *n)
 {
     memset(n, 0, sizeof(*n));
-    n->f = fake_new();
-    test_log_init(&n->log);
+    n->f = rig_ram_new(RAM_SIZE);
+    rig_log_init(&n->log);
     struct domain_vif vif;
     memset(&vif, 0, sizeof(vif));
     memcpy(vif.mac, guest_mac, 6);
     snprintf(vif.ifname, sizeof(vif.ifname), "vifremus");
-    struct virtio_env env = { .mem = &n->f->m, .log = &n->log.log, .vm_fd = -1, .raise_irq = fake_irq,
-                              .opaque = n->f };
+    struct virtio_env env = rig_ram_env(n->f, &n->log.log);
     int rc = virtio_net_create(&n->v, &env, 0, 3, 0, &vif, false);
     ck_assert_msg(rc == 0, "virtio_net_create: %s (%s)", strerror(-rc), n->log.last_error);
-    n->d = bare_domain(&n->log.log);
-    bare_domain_add(n->d, n->v);
-    ring_init(&n->rx, n->f->ram, 0x10000, 0x11000, 0x12000, RING_NUM);
-    ring_init(&n->tx, n->f->ram, 0x20000, 0x21000, 0x22000, RING_NUM);
+    n->d = rig_bare_domain(&n->log.log);
+    rig_bare_domain_add(n->d, n->v);
+    rig_ring_init(&n->rx, n->f->ram, 0x10000, 0x11000, 0x12000, RING_NUM);
+    rig_ring_init(&n->tx, n->f->ram, 0x20000, 0x21000, 0x22000, RING_NUM);
     virtio_dev_unpause(n->v);
-    struct ring rings[2] = { n->rx, n->tx };
-    driver_init(n->v, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS, rings, 2);
+    struct rig_ring rings[2] = { n->rx, n->tx };
+    rig_driver_init(n->v, 1, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS, rings, 2);
 
-    n->sock = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
-    ck_assert_int_ge(n->sock, 0);
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
-                               .sll_ifindex = (int)if_nametoindex("vifremus") };
-    ck_assert_int_gt(sll.sll_ifindex, 0);
-    ck_assert_int_eq(bind(n->sock, (struct sockaddr *)&sll, sizeof(sll)), 0);
+    n->sock = rig_packet_socket("vifremus");
 }
 
 static void net_rig_close(struct net_rig *n)
 {
     close(n->sock);
-    bare_domain_free(n->d);
-    fake_free(n->f);
+    rig_bare_domain_free(n->d);
+    rig_ram_free(n->f);
 }
 
 /* The guest puts frame `seq` (payload bytes behind the Ethernet header)
@@ -309,57 +96,27 @@ static void guest_tx(struct net_rig *n, uint32_t seq, unsigned payload, bool kic
     uint64_t gpa = TX_BUF_GPA + TX_BUF_STRIDE * slot;
     uint8_t *p = n->f->ram + gpa;
     memset(p, 0, VIRTIO_NET_HDR_LEN);
-    uint8_t *e = p + VIRTIO_NET_HDR_LEN;
-    memset(e, 0xff, 6);
-    memcpy(e + 6, guest_mac, 6);
-    e[12] = TEST_ETHERTYPE >> 8;
-    e[13] = TEST_ETHERTYPE & 0xff;
-    memset(e + 14, (int)(seq & 0xff), payload);
-    memcpy(e + 14, &seq, sizeof(seq));
-    set_desc(&n->tx, slot, gpa, VIRTIO_NET_HDR_LEN + 14 + payload, 0, 0);
-    publish(&n->tx, (uint16_t)slot);
+    rig_test_frame(p + VIRTIO_NET_HDR_LEN, guest_mac, seq, payload);
+    rig_set_desc(&n->tx, slot, gpa, VIRTIO_NET_HDR_LEN + 14 + payload, 0, 0);
+    rig_publish(&n->tx, (uint16_t)slot);
     if (kick)
-        wr32(n->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+        rig_wr32(n->v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 }
 
-/* The guest's frames that reach the tap within timeout_ms (stops early
- * once `want` have come); their sequence numbers in seqs. */
-static unsigned tap_frames(struct net_rig *n, uint32_t *seqs, unsigned want, unsigned timeout_ms)
-{
-    unsigned got = 0;
-    uint64_t end = now_ms() + timeout_ms;
-    uint8_t buf[2048];
-    while (got < want && now_ms() < end) {
-        struct pollfd p = { .fd = n->sock, .events = POLLIN };
-        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
-            continue;
-        ssize_t r = recv(n->sock, buf, sizeof(buf), 0);
-        if (r >= 18 && (buf[12] << 8 | buf[13]) == TEST_ETHERTYPE && !memcmp(buf + 6, guest_mac, 6))
-            memcpy(&seqs[got++], buf + 14, 4);
-    }
-    return got;
-}
-
+/* The guest's test frames (rig_virtio.h) on the tap. */
 static void expect_frames(struct net_rig *n, uint32_t first, unsigned count)
 {
-    uint32_t seqs[64];
-    ck_assert_uint_le(count, 64);
-    unsigned got = tap_frames(n, seqs, count, 5000);
-    ck_assert_msg(got == count, "%u of %u frames reached the tap", got, count);
-    for (unsigned i = 0; i < count; i++)
-        ck_assert_msg(seqs[i] == first + i, "frame %u on the tap is seq %u, expected %u", i, seqs[i], first + i);
+    rig_expect_test_frames(n->sock, guest_mac, first, count, "the tap");
 }
 
 static void expect_no_frame(struct net_rig *n, unsigned ms)
 {
-    uint32_t seq;
-    unsigned got = tap_frames(n, &seq, 1, ms);
-    ck_assert_msg(got == 0, "frame seq %u reached the tap while it should be held", seq);
+    rig_expect_no_test_frame(n->sock, guest_mac, ms, "the tap");
 }
 
 START_TEST(test_net_held_until_release)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
     struct net_rig n;
     net_rig_open(&n);
@@ -368,7 +125,7 @@ START_TEST(test_net_held_until_release)
     for (uint32_t i = 0; i < 3; i++)
         guest_tx(&n, i, 100, true);
     /* The guest's descriptors complete at once: it does not wait for acks. */
-    ck_assert_msg(wait_used(&n.tx, 3, 5000), "held frames' descriptors not completed (%s)", n.log.last_error);
+    ck_assert_msg(rig_wait_used(&n.tx, 3, 5000), "held frames' descriptors not completed (%s)", n.log.last_error);
     expect_no_frame(&n, 300);
     struct domain_net_buffer_stats st;
     domain_net_buffer_stats(n.d, &st);
@@ -377,9 +134,9 @@ START_TEST(test_net_held_until_release)
     ck_assert_uint_eq(st.released_frames, 0);
 
     /* Receive is not buffered: a frame for the guest arrives meanwhile. */
-    set_desc(&n.rx, 0, 0x100000, VIRTIO_NET_RX_MIN, VRING_DESC_F_WRITE, 0);
-    publish(&n.rx, 0);
-    wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    rig_set_desc(&n.rx, 0, 0x100000, VIRTIO_NET_RX_MIN, VRING_DESC_F_WRITE, 0);
+    rig_publish(&n.rx, 0);
+    rig_wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
     uint8_t in[64];
     memset(in, 0, sizeof(in));
     memcpy(in, guest_mac, 6);
@@ -388,7 +145,7 @@ START_TEST(test_net_held_until_release)
     in[12] = 0x88;
     in[13] = 0xb6;
     ck_assert_int_eq(send(n.sock, in, sizeof(in), 0), (ssize_t)sizeof(in));
-    ck_assert_msg(wait_used(&n.rx, 1, 5000), "receive stalled while buffering");
+    ck_assert_msg(rig_wait_used(&n.rx, 1, 5000), "receive stalled while buffering");
     ck_assert(memcmp(n.f->ram + 0x100000 + VIRTIO_NET_HDR_LEN, in, sizeof(in)) == 0);
 
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 1);
@@ -415,7 +172,7 @@ static void *release_thread(void *arg)
 
 START_TEST(test_net_release_by_epoch)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
     struct net_rig n;
     net_rig_open(&n);
@@ -423,14 +180,14 @@ START_TEST(test_net_release_by_epoch)
     ck_assert_int_eq(domain_net_buffer_start(n.d, 0), 0);
     guest_tx(&n, 0, 60, true);
     guest_tx(&n, 1, 60, true);
-    ck_assert(wait_used(&n.tx, 2, 5000));
+    ck_assert(rig_wait_used(&n.tx, 2, 5000));
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 1);
     guest_tx(&n, 2, 60, true);
     guest_tx(&n, 3, 60, true);
-    ck_assert(wait_used(&n.tx, 4, 5000));
+    ck_assert(rig_wait_used(&n.tx, 4, 5000));
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 2);
     guest_tx(&n, 4, 60, true);                            /* the open epoch, 3 */
-    ck_assert(wait_used(&n.tx, 5, 5000));
+    ck_assert(rig_wait_used(&n.tx, 5, 5000));
 
     domain_net_buffer_release(n.d, 1);
     expect_frames(&n, 0, 2);
@@ -452,11 +209,11 @@ START_TEST(test_net_release_by_epoch)
     /* Releases from two threads at once still keep the guest's order. */
     for (uint32_t i = 5; i < 10; i++)
         guest_tx(&n, i, 60, true);
-    ck_assert(wait_used(&n.tx, 10, 5000));
+    ck_assert(rig_wait_used(&n.tx, 10, 5000));
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 4);
     for (uint32_t i = 10; i < 15; i++)
         guest_tx(&n, i, 60, true);
-    ck_assert(wait_used(&n.tx, 15, 5000));
+    ck_assert(rig_wait_used(&n.tx, 15, 5000));
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 5);
     struct release_args a4 = { n.d, 4 }, a5 = { n.d, 5 };
     pthread_t t4, t5;
@@ -471,7 +228,7 @@ END_TEST
 
 START_TEST(test_net_backpressure)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
     struct net_rig n;
     net_rig_open(&n);
@@ -480,12 +237,12 @@ START_TEST(test_net_backpressure)
     for (uint32_t i = 0; i < 6; i++)
         guest_tx(&n, i, 200, true);
     /* Three fit; the rest stay in the guest's ring, none is dropped. */
-    ck_assert(wait_used(&n.tx, 3, 5000));
-    sleep_ms(300);
-    ck_assert_uint_eq(used_idx(&n.tx), 3);
-    wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);               /* kicking does not help */
-    sleep_ms(100);
-    ck_assert_uint_eq(used_idx(&n.tx), 3);
+    ck_assert(rig_wait_used(&n.tx, 3, 5000));
+    rig_sleep_ms(300);
+    ck_assert_uint_eq(rig_used_idx(&n.tx), 3);
+    rig_wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);               /* kicking does not help */
+    rig_sleep_ms(100);
+    ck_assert_uint_eq(rig_used_idx(&n.tx), 3);
     struct domain_net_buffer_stats st;
     domain_net_buffer_stats(n.d, &st);
     ck_assert_uint_eq(st.held_frames, 3);
@@ -497,8 +254,8 @@ START_TEST(test_net_backpressure)
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 1);
     domain_net_buffer_release(n.d, 1);
     expect_frames(&n, 0, 3);
-    ck_assert_msg(wait_used(&n.tx, 6, 5000), "transmit did not resume after the release (used %u)",
-                  used_idx(&n.tx));
+    ck_assert_msg(rig_wait_used(&n.tx, 6, 5000), "transmit did not resume after the release (used %u)",
+                  rig_used_idx(&n.tx));
     expect_no_frame(&n, 200);
     domain_net_buffer_stats(n.d, &st);
     ck_assert_uint_eq(st.held_frames, 3);
@@ -517,7 +274,7 @@ END_TEST
 
 START_TEST(test_net_frame_bigger_than_bound)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
     struct net_rig n;
     net_rig_open(&n);
@@ -525,13 +282,13 @@ START_TEST(test_net_frame_bigger_than_bound)
     ck_assert_int_eq(domain_net_buffer_start(n.d, 50), 0);
     guest_tx(&n, 0, 100, true);
     guest_tx(&n, 1, 100, true);
-    ck_assert(wait_used(&n.tx, 1, 5000));
-    sleep_ms(200);
-    ck_assert_uint_eq(used_idx(&n.tx), 1);
+    ck_assert(rig_wait_used(&n.tx, 1, 5000));
+    rig_sleep_ms(200);
+    ck_assert_uint_eq(rig_used_idx(&n.tx), 1);
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 1);
     domain_net_buffer_release(n.d, 1);
     expect_frames(&n, 0, 1);
-    ck_assert(wait_used(&n.tx, 2, 5000));
+    ck_assert(rig_wait_used(&n.tx, 2, 5000));
     domain_net_buffer_stop(n.d, true);
     expect_frames(&n, 1, 1);
     net_rig_close(&n);
@@ -540,7 +297,7 @@ END_TEST
 
 START_TEST(test_net_stop)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
     struct net_rig n;
     net_rig_open(&n);
@@ -548,7 +305,7 @@ START_TEST(test_net_stop)
     guest_tx(&n, 0, 80, true);
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 1);   /* on the way to the tap only after ack 1... */
     guest_tx(&n, 1, 80, true);                            /* ...and this one is in the open epoch */
-    ck_assert(wait_used(&n.tx, 2, 5000));
+    ck_assert(rig_wait_used(&n.tx, 2, 5000));
     expect_no_frame(&n, 200);
     domain_net_buffer_stop(n.d, true);                    /* the secondary is lost: send everything */
     expect_frames(&n, 0, 2);
@@ -565,7 +322,7 @@ START_TEST(test_net_stop)
     ck_assert_int_eq(domain_net_buffer_start(n.d, 0), 0);
     guest_tx(&n, 3, 80, true);
     guest_tx(&n, 4, 80, true);
-    ck_assert(wait_used(&n.tx, 5, 5000));
+    ck_assert(rig_wait_used(&n.tx, 5, 5000));
     ck_assert_uint_eq(domain_net_buffer_mark(n.d), 1);
     domain_net_buffer_stop(n.d, false);
     expect_no_frame(&n, 300);
@@ -590,78 +347,56 @@ END_TEST
 
 struct blk_rig {
     struct virtio_dev *v;
-    struct ring r;
+    struct rig_ring r;
     unsigned next_desc;
     uint64_t base;              /* this rig's rings */
     unsigned slot;              /* request area */
 };
 
 struct disk_env {
-    struct fake_ram *f;
-    struct test_log log;
+    struct rig_ram *f;
+    struct rig_log log;
     struct domain *d;
     unsigned n;
     struct blk_rig b[4];
     char path[4][64];
 };
 
-/* An image of `bytes` bytes: every byte's value is derived from its offset
- * (sparse: a hole instead). */
-static void make_image(char *path, size_t len, uint64_t bytes, bool sparse)
-{
-    snprintf(path, len, "/tmp/tandem-remus-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    if (sparse) {
-        ck_assert_int_eq(ftruncate(fd, (off_t)bytes), 0);
-    } else {
-        uint8_t buf[4096];
-        for (uint64_t off = 0; off < bytes; off += sizeof(buf)) {
-            size_t n = bytes - off < sizeof(buf) ? (size_t)(bytes - off) : sizeof(buf);
-            for (size_t i = 0; i < n; i++)
-                buf[i] = (uint8_t)((off + i) / 512 + 0x40);
-            ck_assert_int_eq(pwrite(fd, buf, n, (off_t)off), (ssize_t)n);
-        }
-    }
-    close(fd);
-}
-
 static void disk_env_init(struct disk_env *e)
 {
     memset(e, 0, sizeof(*e));
-    e->f = fake_new();
-    test_log_init(&e->log);
-    e->d = bare_domain(&e->log.log);
+    e->f = rig_ram_new(RAM_SIZE);
+    rig_log_init(&e->log);
+    e->d = rig_bare_domain(&e->log.log);
 }
 
 /* Adds a disk over an image of `bytes` (made here) to the bare domain. */
 static struct blk_rig *disk_add(struct disk_env *e, uint64_t bytes, bool sparse, bool readonly)
 {
     unsigned i = e->n++;
-    make_image(e->path[i], sizeof(e->path[i]), bytes, sparse);
+    rig_make_image(e->path[i], sizeof(e->path[i]), bytes, sparse);
     struct domain_disk disk = { .readonly = readonly };
     snprintf(disk.target, sizeof(disk.target), "%s", e->path[i]);
     snprintf(disk.vdev, sizeof(disk.vdev), "xvd%c", 'a' + i);
-    struct virtio_env env = { .mem = &e->f->m, .log = &e->log.log, .vm_fd = -1, .raise_irq = fake_irq,
-                              .opaque = e->f };
+    struct virtio_env env = rig_ram_env(e->f, &e->log.log);
     struct blk_rig *b = &e->b[i];
     int rc = virtio_blk_create(&b->v, &env, i, &disk);
     ck_assert_msg(rc == 0, "virtio_blk_create: %s (%s)", strerror(-rc), e->log.last_error);
-    bare_domain_add(e->d, b->v);
+    rig_bare_domain_add(e->d, b->v);
     virtio_dev_unpause(b->v);
     b->base = 0x10000u * (i + 1);
     b->slot = i;
-    ring_init(&b->r, e->f->ram, b->base, b->base + 0x1000, b->base + 0x2000, RING_NUM);
-    driver_init(b->v, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH, &b->r, 1);
+    rig_ring_init(&b->r, e->f->ram, b->base, b->base + 0x1000, b->base + 0x2000, RING_NUM);
+    rig_driver_init(b->v, 2, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH, &b->r, 1);
     return b;
 }
 
 static void disk_env_free(struct disk_env *e)
 {
-    bare_domain_free(e->d);
+    rig_bare_domain_free(e->d);
     for (unsigned i = 0; i < e->n; i++)
         unlink(e->path[i]);
-    fake_free(e->f);
+    rig_ram_free(e->f);
 }
 
 /* Publishes request k (0 .. RING_NUM/3 - 1 at once) of this rig: a write
@@ -682,11 +417,11 @@ static uint64_t blk_publish(struct disk_env *e, struct blk_rig *b, unsigned k, u
     e->f->ram[st] = 0xee;
     unsigned d0 = b->next_desc % RING_NUM, d1 = (d0 + 1) % RING_NUM, d2 = (d0 + 2) % RING_NUM;
     b->next_desc += 3;
-    set_desc(&b->r, d0, hdr, 16, VRING_DESC_F_NEXT, (uint16_t)d1);
-    set_desc(&b->r, d1, dat, len, VRING_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VRING_DESC_F_WRITE : 0),
+    rig_set_desc(&b->r, d0, hdr, 16, VRING_DESC_F_NEXT, (uint16_t)d1);
+    rig_set_desc(&b->r, d1, dat, len, VRING_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? VRING_DESC_F_WRITE : 0),
              (uint16_t)d2);
-    set_desc(&b->r, d2, st, 1, VRING_DESC_F_WRITE, 0);
-    publish(&b->r, (uint16_t)d0);
+    rig_set_desc(&b->r, d2, st, 1, VRING_DESC_F_WRITE, 0);
+    rig_publish(&b->r, (uint16_t)d0);
     return st;
 }
 
@@ -695,10 +430,10 @@ static uint8_t blk_io(struct disk_env *e, struct blk_rig *b, uint32_t type, uint
 {
     if (b->next_desc + 3 > RING_NUM / 3 * 3)
         b->next_desc = 0;    /* one request at a time: the ring is free again */
-    uint16_t want = (uint16_t)(used_idx(&b->r) + 1);
+    uint16_t want = (uint16_t)(rig_used_idx(&b->r) + 1);
     uint64_t st = blk_publish(e, b, 0, type, sector, len, fill);
-    wr32(b->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    ck_assert_msg(wait_used(&b->r, want, 5000), "request not completed (%s)", e->log.last_error);
+    rig_wr32(b->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    ck_assert_msg(rig_wait_used(&b->r, want, 5000), "request not completed (%s)", e->log.last_error);
     return e->f->ram[st];
 }
 
@@ -942,12 +677,12 @@ START_TEST(test_blk_all_dirty_sparse)
     ck_assert_int_ge(fd, 0);
     ck_assert_int_eq(pwrite(fd, blk, sizeof(blk), (off_t)(700 * mib)), 4096);
     close(fd);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = rig_now_ms();
     ck_assert_int_eq(domain_disk_track_start(e.d, true), 0);
     h = harvest(&e, 0, &more, 0);
     expect_blocks(h, 0, (const uint64_t[]){ 700 * mib / 4096 }, 1);
-    ck_assert_msg(now_ms() - t0 < 2000, "the initial copy of a nearly empty 1 GiB image took %" PRIu64 " ms",
-                  now_ms() - t0);
+    ck_assert_msg(rig_now_ms() - t0 < 2000, "the initial copy of a nearly empty 1 GiB image took %" PRIu64 " ms",
+                  rig_now_ms() - t0);
     free(h);
     disk_env_free(&e);
 }
@@ -964,20 +699,20 @@ START_TEST(test_blk_completed_before_pause)
     unsigned checked = 0;
     for (unsigned round = 0; round < 20; round++) {
         b->next_desc = 0;
-        uint16_t start = used_idx(&b->r);
+        uint16_t start = rig_used_idx(&b->r);
         /* Five writes of 256 KiB (64 blocks each) to blocks 0..255, in a
          * different order each round. */
         for (unsigned k = 0; k < 5; k++) {
             unsigned region = (k + round) % 4;
             blk_publish(&e, b, k, VIRTIO_BLK_T_OUT, region * 512u, 256u * 1024u, (uint8_t)(round * 8 + k));
         }
-        wr32(b->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+        rig_wr32(b->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
         if (round % 5 == 4)
-            ck_assert(wait_used(&b->r, (uint16_t)(start + 1), 5000));   /* some rounds: one done at least */
+            ck_assert(rig_wait_used(&b->r, (uint16_t)(start + 1), 5000));   /* some rounds: one done at least */
         else
-            sleep_ms(round % 4);
+            rig_sleep_ms(round % 4);
         devices_pause(e.d);
-        uint16_t done = (uint16_t)(used_idx(&b->r) - start);
+        uint16_t done = (uint16_t)(rig_used_idx(&b->r) - start);
         bool more;
         struct harvested *h = harvest(&e, 0, &more, 0);
         for (unsigned k = 0; k < done && k < 4; k++) {
@@ -993,7 +728,7 @@ START_TEST(test_blk_completed_before_pause)
         }
         free(h);
         devices_unpause(e.d);
-        ck_assert(wait_used(&b->r, (uint16_t)(start + 5), 5000));
+        ck_assert(rig_wait_used(&b->r, (uint16_t)(start + 5), 5000));
         h = harvest(&e, 0, &more, 0);    /* the rest, for the next round */
         free(h);
     }
@@ -1072,21 +807,7 @@ END_TEST
  * as it can; at each pause the harvest, applied with domain_disk_write to
  * a second image (the "secondary"), must make it equal to the guest's. */
 
-static char guest_kernel[4096];
 static bool have_kvm;
-
-static void on_end(void *opaque, enum domain_end end, const char *reason)
-{
-    (void)opaque;
-    (void)end;
-    (void)reason;
-}
-
-static void on_console(void *opaque, uint8_t byte)
-{
-    (void)opaque;
-    (void)byte;
-}
 
 struct apply_ctx { struct domain *secondary; const struct tlog *log; unsigned blocks; };
 
@@ -1123,24 +844,17 @@ static bool images_equal(const char *a, const char *b, uint64_t bytes, uint64_t 
 
 START_TEST(test_guest_disk_replica)
 {
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     const uint64_t bytes = 2u << 20;
     char primary_img[64], secondary_img[64];
-    make_image(primary_img, sizeof(primary_img), bytes, true);
-    make_image(secondary_img, sizeof(secondary_img), bytes, true);
+    rig_make_image(primary_img, sizeof(primary_img), bytes, true);
+    rig_make_image(secondary_img, sizeof(secondary_img), bytes, true);
     struct domain_config cfg;
-    domain_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "remusdisk");
-    cfg.memory_mb = 64;
-    cfg.vcpus = 1;
-    snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
-    snprintf(cfg.cmdline, sizeof(cfg.cmdline), "workload=disklog rate=0 fullpass=0 flush_every=0");
-    cfg.nr_disks = 1;
-    snprintf(cfg.disks[0].target, sizeof(cfg.disks[0].target), "%s", primary_img);
-    snprintf(cfg.disks[0].vdev, sizeof(cfg.disks[0].vdev), "xvda");
+    rig_config(&cfg, "remusdisk", 1, "workload=disklog rate=0 fullpass=0 flush_every=0");
+    rig_config_disk(&cfg, primary_img, "xvda");
     struct domain *d = NULL;
-    int rc = domain_create_as(&d, 21, &cfg, false, NULL, on_end, on_console, NULL, &log.log);
+    int rc = domain_create_as(&d, 21, &cfg, false, NULL, rig_ignore_end, rig_ignore_console, NULL, &log.log);
     ck_assert_msg(rc == 0, "domain_create_as: %s (%s)", strerror(-rc), log.last_error);
 
     /* The secondary: a bare domain over the second image. */
@@ -1149,19 +863,19 @@ START_TEST(test_guest_disk_replica)
     struct domain_disk disk = { .readonly = false };
     snprintf(disk.target, sizeof(disk.target), "%s", secondary_img);
     snprintf(disk.vdev, sizeof(disk.vdev), "xvda");
-    struct virtio_env env = { .mem = &sec.f->m, .log = &sec.log.log, .vm_fd = -1, .raise_irq = fake_irq };
+    struct virtio_env env = rig_ram_env(sec.f, &sec.log.log);
     struct virtio_dev *sv = NULL;
     ck_assert_int_eq(virtio_blk_create(&sv, &env, 0, &disk), 0);
-    bare_domain_add(sec.d, sv);
+    rig_bare_domain_add(sec.d, sv);
 
     ck_assert_int_eq(domain_disk_track_start(d, true), 0);
     ck_assert_int_eq(domain_start_vcpus(d), 0);
     domain_unpause(d);
     struct apply_ctx a = { .secondary = sec.d, .log = &log.log };
     unsigned busy_epochs = 0, epochs = 0;
-    uint64_t end = now_ms() + 30000;
-    while (busy_epochs < 8 && now_ms() < end) {
-        sleep_ms(40);
+    uint64_t end = rig_now_ms() + 30000;
+    while (busy_epochs < 8 && rig_now_ms() < end) {
+        rig_sleep_ms(40);
         domain_pause(d);
         unsigned before = a.blocks;
         bool more = true;
@@ -1196,32 +910,27 @@ struct ping_job { const char *cmd; int status; uint64_t ms; };
 static void *ping_thread(void *arg)
 {
     struct ping_job *j = arg;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = rig_now_ms();
     j->status = system(j->cmd);
-    j->ms = now_ms() - t0;
+    j->ms = rig_now_ms() - t0;
     return NULL;
 }
 
 START_TEST(test_guest_output_commit)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     ck_assert_int_eq(tap_bridge_add("xenbr0", &log.log), 0);
     ck_assert_int_eq(system("ip addr add 10.77.0.1/24 dev xenbr0 && ip link set lo up && ip link set xenbr0 up"), 0);
     struct domain_config cfg;
-    domain_config_init(&cfg);
-    snprintf(cfg.name, sizeof(cfg.name), "remusnet");
-    cfg.memory_mb = 64;
-    cfg.vcpus = 1;
-    snprintf(cfg.kernel, sizeof(cfg.kernel), "%s", guest_kernel);
-    snprintf(cfg.cmdline, sizeof(cfg.cmdline), "workload=kv ip=10.77.0.2/24");
+    rig_config(&cfg, "remusnet", 1, "workload=kv ip=10.77.0.2/24");
     cfg.nr_vifs = 1;
     memcpy(cfg.vifs[0].mac, guest_mac, 6);
     snprintf(cfg.vifs[0].bridge, sizeof(cfg.vifs[0].bridge), "xenbr0");
     struct domain *d = NULL;
-    int rc = domain_create_as(&d, 22, &cfg, false, NULL, on_end, on_console, NULL, &log.log);
+    int rc = domain_create_as(&d, 22, &cfg, false, NULL, rig_ignore_end, rig_ignore_console, NULL, &log.log);
     ck_assert_msg(rc == 0, "domain_create_as: %s (%s)", strerror(-rc), log.last_error);
     ck_assert_int_eq(domain_start_vcpus(d), 0);
     domain_unpause(d);
@@ -1246,7 +955,7 @@ START_TEST(test_guest_output_commit)
     struct ping_job j = { .cmd = "ping -c 1 -W 5 10.77.0.2 >/dev/null 2>&1" };
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, ping_thread, &j), 0);
-    sleep_ms(1000);
+    rig_sleep_ms(1000);
     domain_pause(d);
     uint64_t e = domain_net_buffer_mark(d);
     domain_unpause(d);
@@ -1289,12 +998,8 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_disk_readonly_untracked);
     suite_add_tcase(s, tc);
 
-    const char *k = getenv("TANDEM_GUEST_KERNEL");
-    snprintf(guest_kernel, sizeof(guest_kernel), "%s", k && *k ? k : "../guests/tandem-guest");
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    have_kvm = fd >= 0;
-    if (fd >= 0)
-        close(fd);
+    rig_find_guest_kernel("test_remus_devices");
+    have_kvm = rig_have_kvm();
     if (have_kvm) {
         tc = tcase_create("guest");
         tcase_set_timeout(tc, 60);

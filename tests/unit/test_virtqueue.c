@@ -13,89 +13,35 @@
 #define _GNU_SOURCE
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/if_packet.h>
-#include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "check_main.h"
 #include "devices.h"
 #include "domain.h"
 #include "pvh.h"
+#include "rig_domain.h"
+#include "rig_time.h"
+#include "rig_virtio.h"
 #include "tap.h"
 #include "virtio_mmio.h"
 #include "virtqueue.h"
 
-static char guest_kernel[4096];
+/* Network tests print "SKIP: ...; virtio-net test NOT run" without a netns. */
+#define NETNS_WHAT "virtio-net test"
+
 static bool have_kvm;
 
-/* ---- Logging ------------------------------------------------------------- */
-
-struct test_log {
-    struct tlog log;
-    pthread_mutex_t lock;
-    char last_error[1024];
-    char all[16384];
-    unsigned errors;
-};
-
-static void test_log_fn(void *opaque, enum tlog_level level, const char *msg)
-{
-    struct test_log *t = opaque;
-    pthread_mutex_lock(&t->lock);
-    if (level >= TLOG_ERROR) {
-        snprintf(t->last_error, sizeof(t->last_error), "%s", msg);
-        t->errors++;
-    }
-    size_t n = strlen(t->all);
-    snprintf(t->all + n, sizeof(t->all) - n, "%s\n", msg);
-    pthread_mutex_unlock(&t->lock);
-}
-
-static void test_log_init(struct test_log *t)
-{
-    memset(t, 0, sizeof(*t));
-    pthread_mutex_init(&t->lock, NULL);
-    t->log = (struct tlog){ .fn = test_log_fn, .opaque = t, .min_level = TLOG_DEBUG };
-}
-
-static bool log_has(struct test_log *t, const char *what)
-{
-    pthread_mutex_lock(&t->lock);
-    bool r = strstr(t->all, what) != NULL;
-    pthread_mutex_unlock(&t->lock);
-    return r;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
-    }
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* ---- Fake guest memory and rings ----------------------------------------- */
+/* ---- A queue over fake guest memory (rig_virtio.h) ---------------------- */
 
 #define RAM_SIZE (4u << 20)
 #define DESC_GPA 0x1000u
@@ -103,115 +49,9 @@ static uint64_t now_ms(void)
 #define USED_GPA 0x4000u
 #define BUF_GPA 0x100000u
 
-struct fake_ram {
-    struct guest_memory m;
-    uint8_t *ram;
-    pthread_mutex_t lock;
-    unsigned nmarks;
-    struct { uint64_t gpa, len; } marks[4096];
-    unsigned irqs;
-};
-
-static struct fake_ram *fake_new(void)
+static struct virtqueue vq_over(struct rig_ram *f, struct rig_ring *r, unsigned num)
 {
-    struct fake_ram *f = calloc(1, sizeof(*f));
-    ck_assert_ptr_nonnull(f);
-    f->ram = calloc(1, RAM_SIZE);
-    ck_assert_ptr_nonnull(f->ram);
-    f->m.nr_regions = 1;
-    f->m.region[0] = (struct guest_region){ .gpa = 0, .size = RAM_SIZE, .host = f->ram };
-    f->m.total_bytes = RAM_SIZE;
-    pthread_mutex_init(&f->lock, NULL);
-    return f;
-}
-
-static void fake_free(struct fake_ram *f)
-{
-    free(f->ram);
-    free(f);
-}
-
-static void fake_mark(void *opaque, uint64_t gpa, uint64_t len)
-{
-    struct fake_ram *f = opaque;
-    pthread_mutex_lock(&f->lock);
-    if (f->nmarks < 4096)
-        f->marks[f->nmarks++] = (typeof(f->marks[0])){ gpa, len };
-    pthread_mutex_unlock(&f->lock);
-}
-
-static void fake_irq(void *opaque, unsigned gsi)
-{
-    struct fake_ram *f = opaque;
-    (void)gsi;
-    __atomic_add_fetch(&f->irqs, 1, __ATOMIC_SEQ_CST);
-}
-
-/* Whether every byte of [gpa, gpa+len) was reported written. */
-static bool fake_marked(struct fake_ram *f, uint64_t gpa, uint64_t len)
-{
-    pthread_mutex_lock(&f->lock);
-    for (uint64_t a = gpa; a < gpa + len; a++) {
-        bool hit = false;
-        for (unsigned i = 0; i < f->nmarks && !hit; i++)
-            hit = a >= f->marks[i].gpa && a < f->marks[i].gpa + f->marks[i].len;
-        if (!hit) {
-            pthread_mutex_unlock(&f->lock);
-            return false;
-        }
-    }
-    pthread_mutex_unlock(&f->lock);
-    return true;
-}
-
-struct ring {
-    uint8_t *base;                 /* host address of gpa 0 */
-    uint64_t desc, avail, used;
-    unsigned num;
-    uint16_t avail_idx;
-};
-
-static void ring_init(struct ring *r, uint8_t *base, uint64_t desc, uint64_t avail, uint64_t used, unsigned num)
-{
-    *r = (struct ring){ .base = base, .desc = desc, .avail = avail, .used = used, .num = num };
-    memset(base + desc, 0, vring_desc_bytes(num));
-    memset(base + avail, 0, vring_avail_bytes(num));
-    memset(base + used, 0, vring_used_bytes(num));
-}
-
-static void set_desc(struct ring *r, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
-{
-    struct vring_desc d = { .addr = addr, .len = len, .flags = flags, .next = next };
-    memcpy(r->base + r->desc + 16u * i, &d, sizeof(d));
-}
-
-static void publish(struct ring *r, uint16_t head)
-{
-    memcpy(r->base + r->avail + 4 + 2u * (r->avail_idx % r->num), &head, 2);
-    r->avail_idx++;
-    __atomic_store_n((uint16_t *)(r->base + r->avail + 2), r->avail_idx, __ATOMIC_RELEASE);
-}
-
-static void set_avail_idx(struct ring *r, uint16_t idx)
-{
-    r->avail_idx = idx;
-    __atomic_store_n((uint16_t *)(r->base + r->avail + 2), idx, __ATOMIC_RELEASE);
-}
-
-static uint16_t used_idx(const struct ring *r)
-{
-    return __atomic_load_n((uint16_t *)(r->base + r->used + 2), __ATOMIC_ACQUIRE);
-}
-
-static void used_elem(const struct ring *r, unsigned slot, uint32_t *id, uint32_t *len)
-{
-    memcpy(id, r->base + r->used + 4 + 8u * (slot % r->num), 4);
-    memcpy(len, r->base + r->used + 8 + 8u * (slot % r->num), 4);
-}
-
-static struct virtqueue vq_over(struct fake_ram *f, struct ring *r, unsigned num)
-{
-    ring_init(r, f->ram, DESC_GPA, AVAIL_GPA, USED_GPA, num);
+    rig_ring_init(r, f->ram, DESC_GPA, AVAIL_GPA, USED_GPA, num);
     struct virtqueue q;
     memset(&q, 0, sizeof(q));
     q.max_chain_bytes = 1u << 20;
@@ -230,18 +70,18 @@ static struct virtqueue vq_over(struct fake_ram *f, struct ring *r, unsigned num
 
 START_TEST(test_chain_normal)
 {
-    struct fake_ram *f = fake_new();
-    struct ring r;
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
+    struct rig_ring r;
     struct virtqueue q = vq_over(f, &r, 8);
     static struct vq_chain c;
     char err[200] = "";
     /* header (readable), two data buffers (readable, writable), status */
-    set_desc(&r, 2, BUF_GPA, 16, VRING_DESC_F_NEXT, 5);
-    set_desc(&r, 5, BUF_GPA + 0x1000, 100, VRING_DESC_F_NEXT, 1);
-    set_desc(&r, 1, BUF_GPA + 0x2000, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 7);
-    set_desc(&r, 7, BUF_GPA + 0x3000, 1, VRING_DESC_F_WRITE, 0);
+    rig_set_desc(&r, 2, BUF_GPA, 16, VRING_DESC_F_NEXT, 5);
+    rig_set_desc(&r, 5, BUF_GPA + 0x1000, 100, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(&r, 1, BUF_GPA + 0x2000, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 7);
+    rig_set_desc(&r, 7, BUF_GPA + 0x3000, 1, VRING_DESC_F_WRITE, 0);
     ck_assert_int_eq(vq_pop(&q, &f->m, VQ_DIR_MIXED, &c, err, sizeof(err)), 0);  /* nothing yet */
-    publish(&r, 2);
+    rig_publish(&r, 2);
     ck_assert_int_eq(vq_pop(&q, &f->m, VQ_DIR_MIXED, &c, err, sizeof(err)), 1);
     ck_assert_uint_eq(c.head, 2);
     ck_assert_uint_eq(c.n, 4);
@@ -260,11 +100,11 @@ START_TEST(test_chain_normal)
     ck_assert_int_eq(got[6], 'b');
     ck_assert_uint_eq(vq_chain_read(&c, 110, got, 20), 6);   /* only 116 readable */
     uint8_t put[4] = { 1, 2, 3, 4 };
-    ck_assert_uint_eq(vq_chain_write(&c, 510, put, 4, fake_mark, f), 3);   /* 513 writable */
+    ck_assert_uint_eq(vq_chain_write(&c, 510, put, 4, rig_ram_mark, f), 3);   /* 513 writable */
     ck_assert_int_eq(f->ram[BUF_GPA + 0x2000 + 511], 2);
     ck_assert_int_eq(f->ram[BUF_GPA + 0x3000], 3);
-    ck_assert(fake_marked(f, BUF_GPA + 0x2000 + 510, 2));
-    ck_assert(fake_marked(f, BUF_GPA + 0x3000, 1));
+    ck_assert(rig_ram_marked(f, BUF_GPA + 0x2000 + 510, 2));
+    ck_assert(rig_ram_marked(f, BUF_GPA + 0x3000, 1));
     struct iovec iov[4];
     uint64_t covered;
     ck_assert_uint_eq(vq_chain_iov(&c, false, 12, 104, iov, 4, &covered), 2);
@@ -272,35 +112,35 @@ START_TEST(test_chain_normal)
     ck_assert_uint_eq(iov[0].iov_len, 4);
     ck_assert_ptr_eq(iov[1].iov_base, f->ram + BUF_GPA + 0x1000);
 
-    vq_push(&q, c.head, 513, fake_mark, f);
-    ck_assert_uint_eq(used_idx(&r), 1);
+    vq_push(&q, c.head, 513, rig_ram_mark, f);
+    ck_assert_uint_eq(rig_used_idx(&r), 1);
     uint32_t id, len;
-    used_elem(&r, 0, &id, &len);
+    rig_used_elem(&r, 0, &id, &len);
     ck_assert_uint_eq(id, 2);
     ck_assert_uint_eq(len, 513);
-    ck_assert(fake_marked(f, USED_GPA + 2, 2));
-    ck_assert(fake_marked(f, USED_GPA + 4, 8));
+    ck_assert(rig_ram_marked(f, USED_GPA + 2, 2));
+    ck_assert(rig_ram_marked(f, USED_GPA + 4, 8));
     ck_assert(vq_wants_interrupt(&q));
     uint16_t no_irq = VRING_AVAIL_F_NO_INTERRUPT;
     memcpy(f->ram + AVAIL_GPA, &no_irq, 2);
     ck_assert(!vq_wants_interrupt(&q));
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 /* idx fields are free-running u16s: wrapping must not look like a jump. */
 START_TEST(test_chain_index_wrap)
 {
-    struct fake_ram *f = fake_new();
-    struct ring r;
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
+    struct rig_ring r;
     struct virtqueue q = vq_over(f, &r, 4);
     static struct vq_chain c;
     char err[200];
     q.last_avail_idx = q.used_idx = 65534;
-    set_avail_idx(&r, 65534);
-    set_desc(&r, 0, BUF_GPA, 64, 0, 0);
+    rig_set_avail_idx(&r, 65534);
+    rig_set_desc(&r, 0, BUF_GPA, 64, 0, 0);
     for (int i = 0; i < 4; i++)
-        publish(&r, 0);
+        rig_publish(&r, 0);
     ck_assert_uint_eq(r.avail_idx, 2);
     unsigned avail;
     ck_assert_int_eq(vq_avail_count(&q, &avail, err, sizeof(err)), 0);
@@ -310,8 +150,8 @@ START_TEST(test_chain_index_wrap)
         vq_push(&q, c.head, 0, NULL, NULL);
     }
     ck_assert_int_eq(vq_pop(&q, &f->m, VQ_DIR_READ, &c, err, sizeof(err)), 0);
-    ck_assert_uint_eq(used_idx(&r), 2);
-    fake_free(f);
+    ck_assert_uint_eq(rig_used_idx(&r), 2);
+    rig_ram_free(f);
 }
 END_TEST
 
@@ -319,98 +159,98 @@ END_TEST
 struct hostile {
     const char *what, *reason;
     enum vq_dir dir;
-    void (*build)(struct ring *r);
+    void (*build)(struct rig_ring *r);
 };
 
-static void h_loop(struct ring *r)
+static void h_loop(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
-    set_desc(r, 1, BUF_GPA, 64, VRING_DESC_F_NEXT, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(r, 1, BUF_GPA, 64, VRING_DESC_F_NEXT, 0);
+    rig_publish(r, 0);
 }
-static void h_self_loop(struct ring *r)
+static void h_self_loop(struct rig_ring *r)
 {
-    set_desc(r, 3, BUF_GPA, 64, VRING_DESC_F_NEXT, 3);
-    publish(r, 3);
+    rig_set_desc(r, 3, BUF_GPA, 64, VRING_DESC_F_NEXT, 3);
+    rig_publish(r, 3);
 }
-static void h_longer_than_queue(struct ring *r)
+static void h_longer_than_queue(struct rig_ring *r)
 {
     for (unsigned i = 0; i < r->num; i++)
-        set_desc(r, i, BUF_GPA + 64 * i, 64, VRING_DESC_F_NEXT, (uint16_t)((i + 1) % r->num));
-    publish(r, 0);
+        rig_set_desc(r, i, BUF_GPA + 64 * i, 64, VRING_DESC_F_NEXT, (uint16_t)((i + 1) % r->num));
+    rig_publish(r, 0);
 }
-static void h_next_out_of_range(struct ring *r)
+static void h_next_out_of_range(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, (uint16_t)r->num);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, (uint16_t)r->num);
+    rig_publish(r, 0);
 }
-static void h_head_out_of_range(struct ring *r)
+static void h_head_out_of_range(struct rig_ring *r)
 {
-    publish(r, (uint16_t)r->num);
+    rig_publish(r, (uint16_t)r->num);
 }
-static void h_beyond_ram(struct ring *r)
+static void h_beyond_ram(struct rig_ring *r)
 {
-    set_desc(r, 0, RAM_SIZE, 64, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, RAM_SIZE, 64, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_across_ram_end(struct ring *r)
+static void h_across_ram_end(struct rig_ring *r)
 {
-    set_desc(r, 0, RAM_SIZE - 32, 64, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, RAM_SIZE - 32, 64, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_wrapping_address(struct ring *r)
+static void h_wrapping_address(struct rig_ring *r)
 {
-    set_desc(r, 0, 0xffffffffffffff00ull, 0x200, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, 0xffffffffffffff00ull, 0x200, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_zero_length(struct ring *r)
+static void h_zero_length(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
-    set_desc(r, 1, BUF_GPA, 0, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 16, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(r, 1, BUF_GPA, 0, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_huge_length(struct ring *r)
+static void h_huge_length(struct rig_ring *r)
 {
-    set_desc(r, 0, 0, 0xffffffffu, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, 0, 0xffffffffu, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_too_many_bytes(struct ring *r)
+static void h_too_many_bytes(struct rig_ring *r)
 {
     /* each fits, together they pass max_chain_bytes (1 MiB) */
-    set_desc(r, 0, BUF_GPA, 600 * 1024, VRING_DESC_F_NEXT, 1);
-    set_desc(r, 1, BUF_GPA, 600 * 1024, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 600 * 1024, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(r, 1, BUF_GPA, 600 * 1024, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_write_in_read_queue(struct ring *r)
+static void h_write_in_read_queue(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
-    set_desc(r, 1, BUF_GPA + 64, 64, VRING_DESC_F_WRITE, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(r, 1, BUF_GPA + 64, 64, VRING_DESC_F_WRITE, 0);
+    rig_publish(r, 0);
 }
-static void h_read_in_write_queue(struct ring *r)
+static void h_read_in_write_queue(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 64, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 64, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_read_after_write(struct ring *r)
+static void h_read_after_write(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
-    set_desc(r, 1, BUF_GPA + 64, 64, 0, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+    rig_set_desc(r, 1, BUF_GPA + 64, 64, 0, 0);
+    rig_publish(r, 0);
 }
-static void h_indirect(struct ring *r)
+static void h_indirect(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_INDIRECT, 0);
-    publish(r, 0);
+    rig_set_desc(r, 0, BUF_GPA, 64, VRING_DESC_F_INDIRECT, 0);
+    rig_publish(r, 0);
 }
-static void h_avail_jump(struct ring *r)
+static void h_avail_jump(struct rig_ring *r)
 {
-    set_desc(r, 0, BUF_GPA, 64, 0, 0);
-    set_avail_idx(r, (uint16_t)(r->num + 1));
+    rig_set_desc(r, 0, BUF_GPA, 64, 0, 0);
+    rig_set_avail_idx(r, (uint16_t)(r->num + 1));
 }
-static void h_avail_backwards(struct ring *r)
+static void h_avail_backwards(struct rig_ring *r)
 {
-    set_avail_idx(r, 0xffff);   /* "65535 entries ahead" of 0 */
+    rig_set_avail_idx(r, 0xffff);   /* "65535 entries ahead" of 0 */
 }
 
 static const struct hostile hostiles[] = {
@@ -436,8 +276,8 @@ static const struct hostile hostiles[] = {
 START_TEST(test_chain_hostile)
 {
     const struct hostile *h = &hostiles[_i];
-    struct fake_ram *f = fake_new();
-    struct ring r;
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
+    struct rig_ring r;
     struct virtqueue q = vq_over(f, &r, 8);
     static struct vq_chain c;
     char err[200] = "";
@@ -453,13 +293,13 @@ START_TEST(test_chain_hostile)
     /* It stays refused: the walker does not skip over it. */
     ck_assert_int_eq(vq_pop(&q, &f->m, h->dir, &c, err, sizeof(err)), -EPROTO);
     free(before);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 START_TEST(test_map_rejects)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct virtqueue q;
     char err[200];
     struct { uint16_t num; uint64_t desc, avail, used; const char *reason; } cases[] = {
@@ -485,125 +325,49 @@ START_TEST(test_map_rejects)
         ck_assert_msg(strstr(err, cases[i].reason), "case %u: '%s'", i, err);
         ck_assert_ptr_null(q.desc);
     }
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 /* ---- Transport + virtio-blk over fake memory ------------------------------ */
 
-static uint32_t rd32(struct virtio_dev *v, uint64_t off)
-{
-    uint8_t b[4];
-    virtio_mmio_access(v, off, b, 4, false);
-    uint32_t x;
-    memcpy(&x, b, 4);
-    return x;
-}
-
-static void wr32(struct virtio_dev *v, uint64_t off, uint32_t val)
-{
-    uint8_t b[4];
-    memcpy(b, &val, 4);
-    virtio_mmio_access(v, off, b, 4, true);
-}
-
-/* The driver's side of setup, as the virtio spec orders it. */
-static void setup_queue(struct virtio_dev *v, unsigned qi, const struct ring *r)
-{
-    wr32(v, VIRTIO_MMIO_QUEUE_SEL, qi);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_QUEUE_NUM_MAX), 256);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_QUEUE_READY), 0);
-    wr32(v, VIRTIO_MMIO_QUEUE_NUM, r->num);
-    wr32(v, VIRTIO_MMIO_QUEUE_DESC_LOW, (uint32_t)r->desc);
-    wr32(v, VIRTIO_MMIO_QUEUE_DESC_HIGH, (uint32_t)(r->desc >> 32));
-    wr32(v, VIRTIO_MMIO_QUEUE_DRIVER_LOW, (uint32_t)r->avail);
-    wr32(v, VIRTIO_MMIO_QUEUE_DRIVER_HIGH, 0);
-    wr32(v, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)r->used);
-    wr32(v, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, 0);
-    wr32(v, VIRTIO_MMIO_QUEUE_READY, 1);
-}
-
-static void driver_init(struct virtio_dev *v, uint32_t want_id, uint64_t features, const struct ring *rings,
-                        unsigned nq)
-{
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_VERSION), 2);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_DEVICE_ID), want_id);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_VENDOR_ID), 0x4d444e54);
-    wr32(v, VIRTIO_MMIO_STATUS, 0);
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    wr32(v, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_DEVICE_FEATURES) & 1, 1);   /* VERSION_1 */
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)features);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)(features >> 32));
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    ck_assert_msg(rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, "features %#" PRIx64 " refused",
-                  features);
-    for (unsigned i = 0; i < nq; i++)
-        setup_queue(v, i, &rings[i]);
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
-                                    VIRTIO_STATUS_DRIVER_OK);
-}
-
-static bool wait_used(const struct ring *r, uint16_t want, unsigned timeout_ms)
-{
-    for (unsigned t = 0; t < timeout_ms; t += 2) {
-        if ((uint16_t)(used_idx(r) - want) < 0x8000)
-            return true;
-        sleep_ms(2);
-    }
-    return false;
-}
-
 static bool wait_status_bit(struct virtio_dev *v, uint32_t bit, unsigned timeout_ms)
 {
     for (unsigned t = 0; t < timeout_ms; t += 2) {
-        if (rd32(v, VIRTIO_MMIO_STATUS) & bit)
+        if (rig_rd32(v, VIRTIO_MMIO_STATUS) & bit)
             return true;
-        sleep_ms(2);
+        rig_sleep_ms(2);
     }
     return false;
 }
 
 #define BLK_SECTORS 64
 struct blk_rig {
-    struct fake_ram *f;
-    struct test_log log;
+    struct rig_ram *f;
+    struct rig_log log;
     char path[64];
     struct virtio_dev *v;
-    struct ring r;
+    struct rig_ring r;
     uint64_t req_gpa;     /* header, data, status laid out from here */
     unsigned next_desc;
 };
 
-static void blk_rig_open(struct blk_rig *b, struct fake_ram *f, unsigned index, bool readonly)
+static void blk_rig_open(struct blk_rig *b, struct rig_ram *f, unsigned index, bool readonly)
 {
     memset(b, 0, sizeof(*b));
     b->f = f;
-    test_log_init(&b->log);
-    snprintf(b->path, sizeof(b->path), "/tmp/tandem-vq-XXXXXX");
-    int fd = mkstemp(b->path);
-    ck_assert_int_ge(fd, 0);
-    uint8_t sector[512];
-    for (unsigned s = 0; s < BLK_SECTORS; s++) {
-        memset(sector, (int)(0x40 + s), sizeof(sector));
-        ck_assert_int_eq(write(fd, sector, sizeof(sector)), 512);
-    }
-    close(fd);
+    rig_log_init(&b->log);
+    rig_make_image(b->path, sizeof(b->path), BLK_SECTORS * 512u, false);
     struct domain_disk disk = { .readonly = readonly };
     snprintf(disk.target, sizeof(disk.target), "%s", b->path);
     snprintf(disk.vdev, sizeof(disk.vdev), "xvd%c", 'a' + index);
-    struct virtio_env env = { .mem = &f->m, .log = &b->log.log, .vm_fd = -1, .mark_dirty = fake_mark,
-                              .opaque = f, .raise_irq = fake_irq };
+    struct virtio_env env = rig_ram_env(f, &b->log.log);
     int rc = virtio_blk_create(&b->v, &env, index, &disk);
     ck_assert_msg(rc == 0, "virtio_blk_create: %s (%s)", strerror(-rc), b->log.last_error);
     virtio_dev_unpause(b->v);   /* devices start paused, as domains do */
     /* Each rig has its own 64 KiB of rings and requests. */
     uint64_t base = 0x10000u * (index + 1);
-    ring_init(&b->r, f->ram, base, base + 0x1000, base + 0x2000, 16);
+    rig_ring_init(&b->r, f->ram, base, base + 0x1000, base + 0x2000, 16);
     b->req_gpa = 0x200000u + 0x40000u * index;
 }
 
@@ -630,31 +394,31 @@ static uint64_t blk_submit(struct blk_rig *b, uint32_t type, uint64_t sector, ui
     unsigned d0 = b->next_desc % 16, d1 = (d0 + 1) % 16, d2 = (d0 + 2) % 16;
     b->next_desc += 3;
     if (data_len) {
-        set_desc(&b->r, d0, hdr, 16, VRING_DESC_F_NEXT, (uint16_t)d1);
-        set_desc(&b->r, d1, dat, data_len, VRING_DESC_F_NEXT | (data_writable ? VRING_DESC_F_WRITE : 0),
+        rig_set_desc(&b->r, d0, hdr, 16, VRING_DESC_F_NEXT, (uint16_t)d1);
+        rig_set_desc(&b->r, d1, dat, data_len, VRING_DESC_F_NEXT | (data_writable ? VRING_DESC_F_WRITE : 0),
                  (uint16_t)d2);
-        set_desc(&b->r, d2, st, 1, VRING_DESC_F_WRITE, 0);
+        rig_set_desc(&b->r, d2, st, 1, VRING_DESC_F_WRITE, 0);
     } else {
-        set_desc(&b->r, d0, hdr, 16, VRING_DESC_F_NEXT, (uint16_t)d1);
-        set_desc(&b->r, d1, st, 1, VRING_DESC_F_WRITE, 0);
+        rig_set_desc(&b->r, d0, hdr, 16, VRING_DESC_F_NEXT, (uint16_t)d1);
+        rig_set_desc(&b->r, d1, st, 1, VRING_DESC_F_WRITE, 0);
     }
-    publish(&b->r, (uint16_t)d0);
+    rig_publish(&b->r, (uint16_t)d0);
     return st;
 }
 
 static uint8_t blk_do(struct blk_rig *b, uint32_t type, uint64_t sector, uint32_t data_len, bool data_writable,
                       const void *data)
 {
-    uint16_t want = (uint16_t)(used_idx(&b->r) + 1);
+    uint16_t want = (uint16_t)(rig_used_idx(&b->r) + 1);
     uint64_t st = blk_submit(b, type, sector, data_len, data_writable, data);
-    wr32(b->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    ck_assert_msg(wait_used(&b->r, want, 5000), "request type %u not completed (%s)", type, b->log.last_error);
+    rig_wr32(b->v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    ck_assert_msg(rig_wait_used(&b->r, want, 5000), "request type %u not completed (%s)", type, b->log.last_error);
     return b->f->ram[st];
 }
 
 START_TEST(test_blk_requests)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct blk_rig b;
     blk_rig_open(&b, f, 0, false);
     struct virtio_dev *v = b.v;
@@ -671,20 +435,20 @@ START_TEST(test_blk_requests)
     ck_assert_uint_eq(c8[0] | c8[1] << 8, 512);
     virtio_mmio_access(v, 0x100, c8, 1, false);
     ck_assert_uint_eq(c8[0], BLK_SECTORS);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << 5), 0);   /* not RO */
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << 5), 0);   /* not RO */
 
-    driver_init(v, 2, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_BLK_SIZE, &b.r, 1);
+    rig_driver_init(v, 2, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH | VIRTIO_BLK_F_BLK_SIZE, &b.r, 1);
 
     uint8_t data[1024];
     memset(data, 0x5a, sizeof(data));
     unsigned irqs0 = __atomic_load_n(&f->irqs, __ATOMIC_SEQ_CST);
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_OUT, 3, 1024, false, data), VIRTIO_BLK_S_OK);
     ck_assert_uint_gt(__atomic_load_n(&f->irqs, __ATOMIC_SEQ_CST), irqs0);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_INTERRUPT_STATUS) & 1, 1);
-    wr32(v, VIRTIO_MMIO_INTERRUPT_ACK, 1);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_INTERRUPT_STATUS) & 1, 1);
+    rig_wr32(v, VIRTIO_MMIO_INTERRUPT_ACK, 1);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
     uint32_t id, len;
-    used_elem(&b.r, 0, &id, &len);
+    rig_used_elem(&b.r, 0, &id, &len);
     ck_assert_uint_eq(len, 1);
     int fd = open(b.path, O_RDONLY);
     uint8_t back[1024];
@@ -698,11 +462,11 @@ START_TEST(test_blk_requests)
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_IN, 5, 1024, true, NULL), VIRTIO_BLK_S_OK);
     ck_assert_int_eq(f->ram[b.req_gpa + 0x1000], 0x45);
     ck_assert_int_eq(f->ram[b.req_gpa + 0x1000 + 1023], 0x46);
-    used_elem(&b.r, 1, &id, &len);
+    rig_used_elem(&b.r, 1, &id, &len);
     ck_assert_uint_eq(len, 1025);
-    ck_assert(fake_marked(f, b.req_gpa + 0x1000, 1024));
-    ck_assert(fake_marked(f, b.req_gpa + 0x30000, 1));
-    ck_assert(fake_marked(f, b.r.used + 2, 2));
+    ck_assert(rig_ram_marked(f, b.req_gpa + 0x1000, 1024));
+    ck_assert(rig_ram_marked(f, b.req_gpa + 0x30000, 1));
+    ck_assert(rig_ram_marked(f, b.r.used + 2, 2));
 
     /* GET_ID: the vdev name, zero-padded to 20 bytes. */
     memset(f->ram + b.req_gpa + 0x1000, 0x77, 20);
@@ -718,19 +482,19 @@ START_TEST(test_blk_requests)
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_OUT, ~0ull, 512, false, data), VIRTIO_BLK_S_IOERR);
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_IN, 0, 100, true, NULL), VIRTIO_BLK_S_IOERR);   /* not sectors */
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_IN, BLK_SECTORS - 1, 512, true, NULL), VIRTIO_BLK_S_OK);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
     blk_rig_close(&b);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 START_TEST(test_blk_readonly)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct blk_rig b;
     blk_rig_open(&b, f, 0, true);
-    ck_assert_uint_eq(rd32(b.v, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << 5), 1u << 5);
-    driver_init(b.v, 2, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_RO, &b.r, 1);
+    ck_assert_uint_eq(rig_rd32(b.v, VIRTIO_MMIO_DEVICE_FEATURES) & (1u << 5), 1u << 5);
+    rig_driver_init(b.v, 2, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_RO, &b.r, 1);
     uint8_t data[512];
     memset(data, 0x11, sizeof(data));
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_OUT, 0, 512, false, data), VIRTIO_BLK_S_IOERR);
@@ -738,15 +502,15 @@ START_TEST(test_blk_readonly)
     ck_assert_int_eq(f->ram[b.req_gpa + 0x1000], 0x40);   /* still the original */
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_FLUSH, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
     blk_rig_close(&b);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 START_TEST(test_blk_missing_target)
 {
-    struct fake_ram *f = fake_new();
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
+    struct rig_log log;
+    rig_log_init(&log);
     struct domain_disk disk = { .readonly = false };
     snprintf(disk.target, sizeof(disk.target), "/nonexistent/tandem/disk.img");
     snprintf(disk.vdev, sizeof(disk.vdev), "xvdb");
@@ -756,7 +520,7 @@ START_TEST(test_blk_missing_target)
     ck_assert_ptr_null(v);
     ck_assert_msg(strstr(log.last_error, "xvdb") && strstr(log.last_error, "/nonexistent/tandem/disk.img"),
                   "error: %s", log.last_error);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
@@ -765,113 +529,113 @@ END_TEST
  * device goes on; a reset brings the broken one back. */
 START_TEST(test_blk_hostile_needs_reset)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct blk_rig a, b;
     blk_rig_open(&a, f, 0, false);
     blk_rig_open(&b, f, 1, false);
-    driver_init(a.v, 2, VIRTIO_F_VERSION_1, &a.r, 1);
-    driver_init(b.v, 2, VIRTIO_F_VERSION_1, &b.r, 1);
+    rig_driver_init(a.v, 2, VIRTIO_F_VERSION_1, &a.r, 1);
+    rig_driver_init(b.v, 2, VIRTIO_F_VERSION_1, &b.r, 1);
 
     /* A loop in a's descriptor table. */
-    set_desc(&a.r, 0, a.req_gpa, 16, VRING_DESC_F_NEXT, 1);
-    set_desc(&a.r, 1, a.req_gpa + 0x30000, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
+    rig_set_desc(&a.r, 0, a.req_gpa, 16, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(&a.r, 1, a.req_gpa + 0x30000, 1, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 1);
     f->ram[a.req_gpa + 0x30000] = 0xee;
-    publish(&a.r, 0);
-    wr32(a.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    rig_publish(&a.r, 0);
+    rig_wr32(a.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
     ck_assert_msg(wait_status_bit(a.v, VIRTIO_STATUS_NEEDS_RESET, 5000), "no DEVICE_NEEDS_RESET");
-    ck_assert_uint_eq(rd32(a.v, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG, VIRTIO_INT_CONFIG);
+    ck_assert_uint_eq(rig_rd32(a.v, VIRTIO_MMIO_INTERRUPT_STATUS) & VIRTIO_INT_CONFIG, VIRTIO_INT_CONFIG);
     ck_assert_msg(strstr(a.log.last_error, "virtio-blk xvda") && strstr(a.log.last_error, "longer than the queue") &&
                   strstr(a.log.last_error, "needs a reset"), "error: %s", a.log.last_error);
-    ck_assert_uint_eq(used_idx(&a.r), 0);
+    ck_assert_uint_eq(rig_used_idx(&a.r), 0);
     ck_assert_int_eq(f->ram[a.req_gpa + 0x30000], 0xee);
     /* Stopped: a good request after it is not touched. */
     a.next_desc = 4;
     uint64_t st = blk_submit(&a, VIRTIO_BLK_T_IN, 0, 512, true, NULL);
-    wr32(a.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    sleep_ms(100);
-    ck_assert_uint_eq(used_idx(&a.r), 0);
+    rig_wr32(a.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    rig_sleep_ms(100);
+    ck_assert_uint_eq(rig_used_idx(&a.r), 0);
     ck_assert_int_eq(f->ram[st], 0xee);
     /* b does not care. */
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_IN, 1, 512, true, NULL), VIRTIO_BLK_S_OK);
     ck_assert_int_eq(f->ram[b.req_gpa + 0x1000], 0x41);
-    ck_assert_uint_eq(rd32(b.v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
+    ck_assert_uint_eq(rig_rd32(b.v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET, 0);
 
     /* Reset returns every register and queue to its initial state. */
-    wr32(a.v, VIRTIO_MMIO_STATUS, 0);
-    ck_assert_uint_eq(rd32(a.v, VIRTIO_MMIO_STATUS), 0);
-    ck_assert_uint_eq(rd32(a.v, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
-    wr32(a.v, VIRTIO_MMIO_QUEUE_SEL, 0);
-    ck_assert_uint_eq(rd32(a.v, VIRTIO_MMIO_QUEUE_READY), 0);
-    ck_assert_uint_eq(rd32(a.v, VIRTIO_MMIO_QUEUE_NUM), 256);
-    ck_assert_uint_eq(rd32(a.v, VIRTIO_MMIO_QUEUE_DESC_LOW), 0);
-    ring_init(&a.r, f->ram, a.r.desc, a.r.avail, a.r.used, 16);
+    rig_wr32(a.v, VIRTIO_MMIO_STATUS, 0);
+    ck_assert_uint_eq(rig_rd32(a.v, VIRTIO_MMIO_STATUS), 0);
+    ck_assert_uint_eq(rig_rd32(a.v, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+    rig_wr32(a.v, VIRTIO_MMIO_QUEUE_SEL, 0);
+    ck_assert_uint_eq(rig_rd32(a.v, VIRTIO_MMIO_QUEUE_READY), 0);
+    ck_assert_uint_eq(rig_rd32(a.v, VIRTIO_MMIO_QUEUE_NUM), 256);
+    ck_assert_uint_eq(rig_rd32(a.v, VIRTIO_MMIO_QUEUE_DESC_LOW), 0);
+    rig_ring_init(&a.r, f->ram, a.r.desc, a.r.avail, a.r.used, 16);
     a.next_desc = 0;
-    driver_init(a.v, 2, VIRTIO_F_VERSION_1, &a.r, 1);
+    rig_driver_init(a.v, 2, VIRTIO_F_VERSION_1, &a.r, 1);
     ck_assert_uint_eq(blk_do(&a, VIRTIO_BLK_T_IN, 2, 512, true, NULL), VIRTIO_BLK_S_OK);
     ck_assert_int_eq(f->ram[a.req_gpa + 0x1000], 0x42);
     blk_rig_close(&a);
     blk_rig_close(&b);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 /* Ring setup errors surface at QueueReady. */
 START_TEST(test_queue_ready_rejects_bad_ring)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct blk_rig b;
     blk_rig_open(&b, f, 0, false);
-    wr32(b.v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    struct ring bad = b.r;
+    rig_wr32(b.v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    struct rig_ring bad = b.r;
     bad.used = RAM_SIZE + 0x1000;   /* beyond RAM */
-    setup_queue(b.v, 0, &bad);
-    ck_assert_uint_eq(rd32(b.v, VIRTIO_MMIO_QUEUE_READY), 0);
-    ck_assert(rd32(b.v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+    rig_setup_queue(b.v, 0, &bad);
+    ck_assert_uint_eq(rig_rd32(b.v, VIRTIO_MMIO_QUEUE_READY), 0);
+    ck_assert(rig_rd32(b.v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
     ck_assert_msg(strstr(b.log.last_error, "used ring"), "error: %s", b.log.last_error);
     /* Queue index beyond the device: QueueNumMax 0, writes ignored. */
-    wr32(b.v, VIRTIO_MMIO_QUEUE_SEL, 1);
-    ck_assert_uint_eq(rd32(b.v, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
-    wr32(b.v, VIRTIO_MMIO_QUEUE_READY, 1);
-    ck_assert_uint_eq(rd32(b.v, VIRTIO_MMIO_QUEUE_READY), 0);
+    rig_wr32(b.v, VIRTIO_MMIO_QUEUE_SEL, 1);
+    ck_assert_uint_eq(rig_rd32(b.v, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+    rig_wr32(b.v, VIRTIO_MMIO_QUEUE_READY, 1);
+    ck_assert_uint_eq(rig_rd32(b.v, VIRTIO_MMIO_QUEUE_READY), 0);
     blk_rig_close(&b);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 START_TEST(test_feature_negotiation)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct blk_rig b;
     blk_rig_open(&b, f, 0, false);
     struct virtio_dev *v = b.v;
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    rig_wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     /* Without VERSION_1: FEATURES_OK does not stick. */
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)VIRTIO_BLK_F_FLUSH);
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0);
+    rig_wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    rig_wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, (uint32_t)VIRTIO_BLK_F_FLUSH);
+    rig_wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0);
     /* A feature not offered (indirect descriptors, bit 28): refused too. */
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, 1u << 28);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, 1);
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
-    wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, 0);
-    wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_FEATURES_OK);
+    rig_wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, 1u << 28);
+    rig_wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+    rig_wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, 1);
+    rig_wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, 0);
+    rig_wr32(v, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+    rig_wr32(v, VIRTIO_MMIO_DRIVER_FEATURES, 0);
+    rig_wr32(v, VIRTIO_MMIO_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_FEATURES_OK, VIRTIO_STATUS_FEATURES_OK);
     /* Sub-word register accesses are ignored and read as zero. */
     uint8_t byte = 0x55;
     virtio_mmio_access(v, VIRTIO_MMIO_STATUS, &byte, 1, false);
     ck_assert_uint_eq(byte, 0);
     byte = 0;
     virtio_mmio_access(v, VIRTIO_MMIO_STATUS, &byte, 1, true);
-    ck_assert_uint_ne(rd32(v, VIRTIO_MMIO_STATUS), 0);
+    ck_assert_uint_ne(rig_rd32(v, VIRTIO_MMIO_STATUS), 0);
     /* Device features beyond word 1 are zero. */
-    wr32(v, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+    rig_wr32(v, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 2);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_DEVICE_FEATURES), 0);
     blk_rig_close(&b);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
@@ -879,38 +643,38 @@ END_TEST
  * meanwhile is done after the unpause. */
 START_TEST(test_blk_pause)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct blk_rig b;
     blk_rig_open(&b, f, 0, false);
-    driver_init(b.v, 2, VIRTIO_F_VERSION_1, &b.r, 1);
+    rig_driver_init(b.v, 2, VIRTIO_F_VERSION_1, &b.r, 1);
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_IN, 1, 512, true, NULL), VIRTIO_BLK_S_OK);
     virtio_dev_pause(b.v);
     virtio_dev_pause(b.v);       /* nests */
     uint64_t st = blk_submit(&b, VIRTIO_BLK_T_IN, 7, 512, true, NULL);
-    wr32(b.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    sleep_ms(150);
-    ck_assert_uint_eq(used_idx(&b.r), 1);
+    rig_wr32(b.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    rig_sleep_ms(150);
+    ck_assert_uint_eq(rig_used_idx(&b.r), 1);
     ck_assert_int_eq(f->ram[st], 0xee);
     virtio_dev_unpause(b.v);
-    sleep_ms(100);
-    ck_assert_uint_eq(used_idx(&b.r), 1);
+    rig_sleep_ms(100);
+    ck_assert_uint_eq(rig_used_idx(&b.r), 1);
     virtio_dev_unpause(b.v);
-    ck_assert(wait_used(&b.r, 2, 5000));
+    ck_assert(rig_wait_used(&b.r, 2, 5000));
     ck_assert_int_eq(f->ram[st], VIRTIO_BLK_S_OK);
     ck_assert_int_eq(f->ram[b.req_gpa + 0x1000], 0x47);
     blk_rig_close(&b);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
 /* Transport state from one device to another, and hostile states. */
 START_TEST(test_state_roundtrip)
 {
-    struct fake_ram *f = fake_new();
+    struct rig_ram *f = rig_ram_new(RAM_SIZE);
     struct blk_rig a, b;
     blk_rig_open(&a, f, 0, false);
     blk_rig_open(&b, f, 0, false);
-    driver_init(a.v, 2, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH, &a.r, 1);
+    rig_driver_init(a.v, 2, VIRTIO_F_VERSION_1 | VIRTIO_BLK_F_FLUSH, &a.r, 1);
     for (int i = 0; i < 3; i++)
         ck_assert_uint_eq(blk_do(&a, VIRTIO_BLK_T_IN, (uint64_t)i, 512, true, NULL), VIRTIO_BLK_S_OK);
     virtio_dev_pause(a.v);
@@ -954,17 +718,17 @@ START_TEST(test_state_roundtrip)
     virtio_dev_pause(b.v);
     virtio_dev_state_load(b.v, st);
     virtio_dev_unpause(b.v);
-    ck_assert_uint_eq(rd32(b.v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
+    ck_assert_uint_eq(rig_rd32(b.v, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
     b.r = a.r;
     b.req_gpa = a.req_gpa;
     b.next_desc = a.next_desc;
     ck_assert_uint_eq(blk_do(&b, VIRTIO_BLK_T_IN, 9, 512, true, NULL), VIRTIO_BLK_S_OK);
-    ck_assert_uint_eq(used_idx(&b.r), 4);
+    ck_assert_uint_eq(rig_used_idx(&b.r), 4);
     ck_assert_int_eq(f->ram[b.req_gpa + 0x1000], 0x49);
     free(st);
     free(bad);
     blk_rig_close(&b);
-    fake_free(f);
+    rig_ram_free(f);
 }
 END_TEST
 
@@ -991,50 +755,13 @@ END_TEST
 
 /* ---- virtio-net on a tap, in a private network namespace ----------------- */
 
-static void write_proc(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (write(fd, text, strlen(text)) < 0) { /* best effort */ }
-        close(fd);
-    }
-}
-
-/* Check forks every test, so the namespace dies with the test. */
-static bool enter_netns(void)
-{
-    if (unshare(CLONE_NEWNET) < 0) {
-        printf("SKIP: unshare(CLONE_NEWNET): %s; virtio-net test NOT run\n", strerror(errno));
-        return false;
-    }
-    if (access("/dev/net/tun", R_OK | W_OK) < 0) {
-        printf("SKIP: /dev/net/tun: %s; virtio-net test NOT run\n", strerror(errno));
-        return false;
-    }
-    /* No IPv6 chatter (router solicitations, MLD) in the guest's buffers. */
-    write_proc("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
-    write_proc("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
-    return true;
-}
-
-static int packet_socket(const char *ifname)
-{
-    int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
-    ck_assert_int_ge(s, 0);
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
-                               .sll_ifindex = (int)if_nametoindex(ifname) };
-    ck_assert_int_gt(sll.sll_ifindex, 0);
-    ck_assert_int_eq(bind(s, (struct sockaddr *)&sll, sizeof(sll)), 0);
-    return s;
-}
-
 /* Reads frames on s until one has this ethertype and source (or timeout). */
 static ssize_t recv_frame(int s, uint16_t ethertype, const uint8_t *src, uint8_t *buf, size_t len, unsigned timeout_ms)
 {
-    uint64_t end = now_ms() + timeout_ms;
-    while (now_ms() < end) {
+    uint64_t end = rig_now_ms() + timeout_ms;
+    while (rig_now_ms() < end) {
         struct pollfd p = { .fd = s, .events = POLLIN };
-        if (poll(&p, 1, (int)(end - now_ms())) <= 0)
+        if (poll(&p, 1, (int)(end - rig_now_ms())) <= 0)
             continue;
         ssize_t r = recv(s, buf, len, 0);
         if (r >= 14 && (buf[12] << 8 | buf[13]) == ethertype && (!src || !memcmp(buf + 6, src, 6)))
@@ -1046,29 +773,28 @@ static ssize_t recv_frame(int s, uint16_t ethertype, const uint8_t *src, uint8_t
 static const uint8_t guest_mac[6] = { 0x00, 0x16, 0x3e, 0x12, 0x34, 0x56 };
 
 struct net_rig {
-    struct fake_ram *f;
-    struct test_log log;
+    struct rig_ram *f;
+    struct rig_log log;
     struct virtio_dev *v;
-    struct ring rx, tx;
+    struct rig_ring rx, tx;
 };
 
 static int net_rig_open(struct net_rig *n, const char *bridge, const char *ifname, bool announce)
 {
     memset(n, 0, sizeof(*n));
-    n->f = fake_new();
-    test_log_init(&n->log);
+    n->f = rig_ram_new(RAM_SIZE);
+    rig_log_init(&n->log);
     struct domain_vif vif;
     memset(&vif, 0, sizeof(vif));
     memcpy(vif.mac, guest_mac, 6);
     snprintf(vif.bridge, sizeof(vif.bridge), "%s", bridge);
     snprintf(vif.ifname, sizeof(vif.ifname), "%s", ifname);
-    struct virtio_env env = { .mem = &n->f->m, .log = &n->log.log, .vm_fd = -1, .mark_dirty = fake_mark,
-                              .opaque = n->f, .raise_irq = fake_irq };
+    struct virtio_env env = rig_ram_env(n->f, &n->log.log);
     int rc = virtio_net_create(&n->v, &env, 0, 7, 0, &vif, announce);
     if (rc)
         return rc;
-    ring_init(&n->rx, n->f->ram, 0x10000, 0x11000, 0x12000, 16);
-    ring_init(&n->tx, n->f->ram, 0x20000, 0x21000, 0x22000, 16);
+    rig_ring_init(&n->rx, n->f->ram, 0x10000, 0x11000, 0x12000, 16);
+    rig_ring_init(&n->tx, n->f->ram, 0x20000, 0x21000, 0x22000, 16);
     return 0;
 }
 
@@ -1076,15 +802,15 @@ static void net_rig_close(struct net_rig *n)
 {
     if (n->v)
         virtio_dev_destroy(n->v);
-    fake_free(n->f);
+    rig_ram_free(n->f);
 }
 
 START_TEST(test_net_tap_bridge)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     ck_assert_int_eq(tap_bridge_add("xenbr0", &log.log), 0);
     struct net_rig n;
     int rc = net_rig_open(&n, "xenbr0", "", false);
@@ -1102,19 +828,19 @@ START_TEST(test_net_tap_bridge)
         virtio_mmio_access(n.v, 0x100 + i, cfg + i, 1, false);
     ck_assert(memcmp(cfg, guest_mac, 6) == 0);
     ck_assert_uint_eq(cfg[6] | cfg[7] << 8, VIRTIO_NET_S_LINK_UP);
-    ck_assert_uint_eq(rd32(n.v, VIRTIO_MMIO_DEVICE_ID), 1);
+    ck_assert_uint_eq(rig_rd32(n.v, VIRTIO_MMIO_DEVICE_ID), 1);
 
     virtio_dev_unpause(n.v);
-    struct ring rings[2] = { n.rx, n.tx };
-    driver_init(n.v, 1, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS, rings, 2);
+    struct rig_ring rings[2] = { n.rx, n.tx };
+    rig_driver_init(n.v, 1, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS, rings, 2);
     /* Receive buffers of 1526 bytes, one descriptor each. */
     for (unsigned i = 0; i < 4; i++) {
-        set_desc(&n.rx, i, 0x100000 + 0x800 * i, VIRTIO_NET_RX_MIN, VRING_DESC_F_WRITE, 0);
-        publish(&n.rx, (uint16_t)i);
+        rig_set_desc(&n.rx, i, 0x100000 + 0x800 * i, VIRTIO_NET_RX_MIN, VRING_DESC_F_WRITE, 0);
+        rig_publish(&n.rx, (uint16_t)i);
     }
-    wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    rig_wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 
-    int s = packet_socket("xenbr0");
+    int s = rig_packet_socket("xenbr0");
     /* Host -> guest: a broadcast from the bridge floods to the tap. */
     uint8_t frame[100];
     memset(frame, 0, sizeof(frame));
@@ -1129,8 +855,8 @@ START_TEST(test_net_tap_bridge)
     uint32_t id = 0, len = 0;
     const uint8_t *buf = NULL;
     for (uint16_t seen = 0; !buf && seen < 4; seen++) {
-        ck_assert_msg(wait_used(&n.rx, (uint16_t)(seen + 1), 5000), "no frame received (%s)", n.log.last_error);
-        used_elem(&n.rx, seen, &id, &len);
+        ck_assert_msg(rig_wait_used(&n.rx, (uint16_t)(seen + 1), 5000), "no frame received (%s)", n.log.last_error);
+        rig_used_elem(&n.rx, seen, &id, &len);
         ck_assert_uint_lt(id, 4);
         const uint8_t *p = n.f->ram + 0x100000 + 0x800 * id;
         if (len >= 26 && p[24] == 0x88 && p[25] == 0xb5)
@@ -1141,8 +867,8 @@ START_TEST(test_net_tap_bridge)
     static const uint8_t hdr[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
     ck_assert(memcmp(buf, hdr, 12) == 0);
     ck_assert(memcmp(buf + 12, frame, sizeof(frame)) == 0);
-    ck_assert(fake_marked(n.f, 0x100000 + 0x800 * id, len));
-    ck_assert(fake_marked(n.f, n.rx.used + 2, 2));
+    ck_assert(rig_ram_marked(n.f, 0x100000 + 0x800 * id, len));
+    ck_assert(rig_ram_marked(n.f, n.rx.used + 2, 2));
 
     /* Guest -> host: a frame behind a zero header, split over two buffers. */
     uint8_t out[12 + 64];
@@ -1154,15 +880,15 @@ START_TEST(test_net_tap_bridge)
     memcpy(out + 26, "from the guest", 14);
     memcpy(n.f->ram + 0x200000, out, 12);
     memcpy(n.f->ram + 0x201000, out + 12, 64);
-    set_desc(&n.tx, 0, 0x200000, 12, VRING_DESC_F_NEXT, 1);
-    set_desc(&n.tx, 1, 0x201000, 64, 0, 0);
-    publish(&n.tx, 0);
-    wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+    rig_set_desc(&n.tx, 0, 0x200000, 12, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(&n.tx, 1, 0x201000, 64, 0, 0);
+    rig_publish(&n.tx, 0);
+    rig_wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
     uint8_t got[2048];
     ssize_t r = recv_frame(s, 0x88b5, guest_mac, got, sizeof(got), 5000);
     ck_assert_int_eq(r, 64);
     ck_assert(memcmp(got, out + 12, 64) == 0);
-    ck_assert(wait_used(&n.tx, 1, 5000));
+    ck_assert(rig_wait_used(&n.tx, 1, 5000));
 
     struct virtio_net_stats st;
     virtio_net_get_stats(n.v, &st);
@@ -1178,29 +904,29 @@ END_TEST
 
 START_TEST(test_net_rx_hostile)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     ck_assert_int_eq(tap_bridge_add("xenbr0", &log.log), 0);
     struct net_rig n;
     ck_assert_int_eq(net_rig_open(&n, "xenbr0", "guest0", false), 0);
     ck_assert_str_eq(virtio_net_ifname(n.v), "guest0");
     virtio_dev_unpause(n.v);
-    struct ring rings[2] = { n.rx, n.tx };
-    driver_init(n.v, 1, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC, rings, 2);
+    struct rig_ring rings[2] = { n.rx, n.tx };
+    rig_driver_init(n.v, 1, VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC, rings, 2);
     /* A receive buffer too small for a full frame. */
-    set_desc(&n.rx, 0, 0x100000, 200, VRING_DESC_F_WRITE, 0);
-    publish(&n.rx, 0);
+    rig_set_desc(&n.rx, 0, 0x100000, 200, VRING_DESC_F_WRITE, 0);
+    rig_publish(&n.rx, 0);
     memset(n.f->ram + 0x100000, 0xcc, 200);
-    wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
-    int s = packet_socket("xenbr0");
+    rig_wr32(n.v, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+    int s = rig_packet_socket("xenbr0");
     uint8_t frame[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 2, 0, 0, 0, 0, 1, 0x88, 0xb5 };
     ck_assert_int_eq(send(s, frame, sizeof(frame), 0), (ssize_t)sizeof(frame));
     ck_assert_msg(wait_status_bit(n.v, VIRTIO_STATUS_NEEDS_RESET, 5000), "no DEVICE_NEEDS_RESET");
     ck_assert_msg(strstr(n.log.last_error, "virtio-net guest0") && strstr(n.log.last_error, "1526"),
                   "error: %s", n.log.last_error);
-    ck_assert_uint_eq(used_idx(&n.rx), 0);
+    ck_assert_uint_eq(rig_used_idx(&n.rx), 0);
     ck_assert_int_eq(n.f->ram[0x100000], 0xcc);
     close(s);
     net_rig_close(&n);
@@ -1209,16 +935,16 @@ END_TEST
 
 START_TEST(test_net_create_errors)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     struct net_rig n;
     /* A missing bridge: a clear error, and no tap left behind. */
     ck_assert_int_eq(net_rig_open(&n, "nosuchbr", "", false), -ENODEV);
     ck_assert_msg(strstr(n.log.last_error, "bridge nosuchbr does not exist"), "error: %s", n.log.last_error);
     ck_assert_int_eq(if_nametoindex("vif7.0"), 0);
-    fake_free(n.f);
+    rig_ram_free(n.f);
     /* Not a bridge. */
     ck_assert_int_eq(tap_bridge_add("xenbr0", &log.log), 0);
     struct net_rig a;
@@ -1229,11 +955,11 @@ START_TEST(test_net_create_errors)
     ck_assert_int_eq(net_rig_open(&n, "vif7.0", "vif7.1", false), -EINVAL);
     ck_assert_msg(strstr(n.log.last_error, "not a bridge"), "error: %s", n.log.last_error);
     ck_assert_int_eq(if_nametoindex("vif7.1"), 0);
-    fake_free(n.f);
+    rig_ram_free(n.f);
     /* The name is taken. */
     ck_assert_int_eq(net_rig_open(&n, "xenbr0", "", false), -EEXIST);
     ck_assert_msg(strstr(n.log.last_error, "already exists"), "error: %s", n.log.last_error);
-    fake_free(n.f);
+    rig_ram_free(n.f);
     char up_master[IFNAMSIZ];
     ck_assert_int_eq(tap_link_info("vif7.0", up_master, sizeof(up_master), NULL, &log.log), 0);  /* still a's */
     net_rig_close(&a);
@@ -1244,14 +970,14 @@ END_TEST
  * apart, once the device first runs. */
 START_TEST(test_net_announce)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     ck_assert_int_eq(tap_bridge_add("xenbr0", &log.log), 0);
     struct net_rig n;
     ck_assert_int_eq(net_rig_open(&n, "xenbr0", "", true), 0);
-    int s = packet_socket("xenbr0");
+    int s = rig_packet_socket("xenbr0");
     uint8_t buf[256];
     /* Paused (a restored domain not yet unpaused): nothing. */
     ck_assert_int_lt(recv_frame(s, 0x8035, guest_mac, buf, sizeof(buf), 300), 0);
@@ -1260,7 +986,7 @@ START_TEST(test_net_announce)
     for (unsigned i = 0; i < VIRTIO_NET_ANNOUNCE_ROUNDS; i++) {
         ssize_t r = recv_frame(s, 0x8035, guest_mac, buf, sizeof(buf), 2000);
         ck_assert_msg(r >= 42, "RARP %u missing", i);
-        t[i] = now_ms();
+        t[i] = rig_now_ms();
         ck_assert(memcmp(buf, "\xff\xff\xff\xff\xff\xff", 6) == 0);
         ck_assert_uint_eq(buf[21], 3);                 /* reverse request */
         ck_assert(memcmp(buf + 22, guest_mac, 6) == 0);
@@ -1272,7 +998,7 @@ START_TEST(test_net_announce)
                       want);
     }
     ck_assert_int_lt(recv_frame(s, 0x8035, guest_mac, buf, sizeof(buf), 700), 0);   /* and no more */
-    ck_assert(log_has(&n.log, "announcing 00:16:3e:12:34:56"));
+    ck_assert(rig_log_has(&n.log, "announcing 00:16:3e:12:34:56"));
     close(s);
     net_rig_close(&n);
 }
@@ -1280,52 +1006,17 @@ END_TEST
 
 /* ---- Real domains ------------------------------------------------------------ */
 
-static void on_end(void *opaque, enum domain_end end, const char *reason)
-{
-    (void)opaque;
-    (void)end;
-    (void)reason;
-}
-
-static void on_console(void *opaque, uint8_t byte)
-{
-    (void)opaque;
-    (void)byte;
-}
-
-static void make_disk(char *path, size_t len, unsigned sectors)
-{
-    snprintf(path, len, "/tmp/tandem-vqd-XXXXXX");
-    int fd = mkstemp(path);
-    ck_assert_int_ge(fd, 0);
-    uint8_t s[512];
-    for (unsigned i = 0; i < sectors; i++) {
-        memset(s, (int)(0x40 + i), sizeof(s));
-        ck_assert_int_eq(write(fd, s, sizeof(s)), 512);
-    }
-    close(fd);
-}
-
-static void base_config(struct domain_config *cfg, const char *name)
-{
-    domain_config_init(cfg);
-    snprintf(cfg->name, sizeof(cfg->name), "%s", name);
-    cfg->memory_mb = 64;
-    cfg->vcpus = 1;
-    snprintf(cfg->kernel, sizeof(cfg->kernel), "%s", guest_kernel);
-}
-
 START_TEST(test_domain_devices)
 {
-    if (!enter_netns())
+    if (!rig_enter_netns(NETNS_WHAT))
         return;
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     ck_assert_int_eq(tap_bridge_add("xenbr0", &log.log), 0);
     char disk[64];
-    make_disk(disk, sizeof(disk), 32);
+    rig_make_image(disk, sizeof(disk), 32 * 512u, false);
     struct domain_config cfg;
-    base_config(&cfg, "vqdom");
+    rig_config(&cfg, "vqdom", 1, NULL);
     snprintf(cfg.cmdline, sizeof(cfg.cmdline), "workload=idle");
     cfg.nr_vifs = 2;
     for (unsigned i = 0; i < 2; i++) {
@@ -1333,11 +1024,9 @@ START_TEST(test_domain_devices)
         cfg.vifs[i].mac[5] = (uint8_t)i;
         snprintf(cfg.vifs[i].bridge, sizeof(cfg.vifs[i].bridge), "xenbr0");
     }
-    cfg.nr_disks = 1;
-    snprintf(cfg.disks[0].target, sizeof(cfg.disks[0].target), "%s", disk);
-    snprintf(cfg.disks[0].vdev, sizeof(cfg.disks[0].vdev), "xvda");
+    rig_config_disk(&cfg, disk, "xvda");
     struct domain *d = NULL;
-    int rc = domain_create_as(&d, 12, &cfg, false, NULL, on_end, on_console, NULL, &log.log);
+    int rc = domain_create_as(&d, 12, &cfg, false, NULL, rig_ignore_end, rig_ignore_console, NULL, &log.log);
     ck_assert_msg(rc == 0, "domain_create_as: %s (%s)", strerror(-rc), log.last_error);
     /* The taps, on the bridge, named as Xen names them. */
     char master[IFNAMSIZ];
@@ -1365,12 +1054,14 @@ START_TEST(test_domain_devices)
 
     /* A missing bridge or disk fails the create, leaving no tap. */
     snprintf(cfg.vifs[1].bridge, sizeof(cfg.vifs[1].bridge), "gone0");
-    ck_assert_int_eq(domain_create_as(&d, 13, &cfg, false, NULL, on_end, on_console, NULL, &log.log), -ENODEV);
+    ck_assert_int_eq(domain_create_as(&d, 13, &cfg, false, NULL, rig_ignore_end, rig_ignore_console, NULL,
+                                      &log.log), -ENODEV);
     ck_assert(strstr(log.last_error, "bridge gone0 does not exist"));
     ck_assert_int_eq(if_nametoindex("vif13.0"), 0);
     snprintf(cfg.vifs[1].bridge, sizeof(cfg.vifs[1].bridge), "xenbr0");
     snprintf(cfg.disks[0].target, sizeof(cfg.disks[0].target), "%s.missing", disk);
-    ck_assert_int_eq(domain_create_as(&d, 14, &cfg, false, NULL, on_end, on_console, NULL, &log.log), -ENOENT);
+    ck_assert_int_eq(domain_create_as(&d, 14, &cfg, false, NULL, rig_ignore_end, rig_ignore_console, NULL,
+                                      &log.log), -ENOENT);
     ck_assert(strstr(log.last_error, "xvda"));
     ck_assert_int_eq(if_nametoindex("vif14.0"), 0);
     ck_assert_int_eq(if_nametoindex("vif14.1"), 0);
@@ -1385,18 +1076,16 @@ END_TEST
 #define TINY_VECTOR    0x40
 START_TEST(test_domain_ioeventfd_irqfd)
 {
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     char disk[64];
-    make_disk(disk, sizeof(disk), 16);
+    rig_make_image(disk, sizeof(disk), 16 * 512u, false);
     struct domain_config cfg;
-    base_config(&cfg, "vqtiny");
-    cfg.nr_disks = 1;
-    snprintf(cfg.disks[0].target, sizeof(cfg.disks[0].target), "%s", disk);
-    snprintf(cfg.disks[0].vdev, sizeof(cfg.disks[0].vdev), "vda");
+    rig_config(&cfg, "vqtiny", 1, NULL);
+    rig_config_disk(&cfg, disk, "vda");
     struct domain *d = NULL;
     /* Built for restore: no kernel is loaded, the test writes the code. */
-    int rc = domain_create_as(&d, 3, &cfg, true, NULL, on_end, on_console, NULL, &log.log);
+    int rc = domain_create_as(&d, 3, &cfg, true, NULL, rig_ignore_end, rig_ignore_console, NULL, &log.log);
     ck_assert_msg(rc == 0, "domain_create_as: %s (%s)", strerror(-rc), log.last_error);
     struct virtio_dev *v = d->devs->dev[0];
     ck_assert_msg(v->ioeventfd[0], "KVM_IOEVENTFD not registered");
@@ -1431,22 +1120,22 @@ START_TEST(test_domain_ioeventfd_irqfd)
     ck_assert_int_eq(ioctl(d->vm_fd, KVM_SET_IRQCHIP, &chip), 0);
 
     /* The driver's setup, done from here, and one GET_ID request. */
-    struct ring r;
+    struct rig_ring r;
     uint8_t *ram = guest_memory_ptr(&d->mem, 0, 1 << 20);
-    ring_init(&r, ram, 0x20000, 0x21000, 0x22000, 8);
+    rig_ring_init(&r, ram, 0x20000, 0x21000, 0x22000, 8);
     uint8_t *hdr = ram + 0x30000;
     memset(hdr, 0, 16);
     hdr[0] = VIRTIO_BLK_T_GET_ID;
-    set_desc(&r, 0, 0x30000, 16, VRING_DESC_F_NEXT, 1);
-    set_desc(&r, 1, 0x31000, 20, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-    set_desc(&r, 2, 0x32000, 1, VRING_DESC_F_WRITE, 0);
+    rig_set_desc(&r, 0, 0x30000, 16, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(&r, 1, 0x31000, 20, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+    rig_set_desc(&r, 2, 0x32000, 1, VRING_DESC_F_WRITE, 0);
     ram[0x32000] = 0xee;
-    driver_init(v, 2, VIRTIO_F_VERSION_1, &r, 1);
-    publish(&r, 0);
+    rig_driver_init(v, 2, VIRTIO_F_VERSION_1, &r, 1);
+    rig_publish(&r, 0);
 
     ck_assert_int_eq(domain_start_vcpus(d), 0);
     domain_unpause(d);
-    ck_assert_msg(wait_used(&r, 1, 10000), "the guest's notify did not reach the device");
+    ck_assert_msg(rig_wait_used(&r, 1, 10000), "the guest's notify did not reach the device");
     ck_assert_int_eq(ram[0x32000], VIRTIO_BLK_S_OK);
     ck_assert_str_eq((char *)ram + 0x31000, "vda");
     /* The interrupt: in the LAPIC's IRR once the edge has gone through. */
@@ -1459,10 +1148,10 @@ START_TEST(test_domain_ioeventfd_irqfd)
         memcpy(&irr, lapic.regs + 0x200 + 0x10 * (TINY_VECTOR / 32), 4);
         pending = irr & (1u << (TINY_VECTOR % 32));
         if (!pending)
-            sleep_ms(10);
+            rig_sleep_ms(10);
     }
     ck_assert_msg(pending, "vector %#x not pending in the LAPIC", TINY_VECTOR);
-    ck_assert_uint_eq(rd32(v, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED_BUFFER);
+    ck_assert_uint_eq(rig_rd32(v, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_INT_USED_BUFFER);
     domain_destroy(d);
     unlink(disk);
 }
@@ -1472,26 +1161,24 @@ END_TEST
  * device state moves to a domain built for restore. */
 static void dirty_and_state(enum domain_logdirty_mode mode)
 {
-    struct test_log log;
-    test_log_init(&log);
+    struct rig_log log;
+    rig_log_init(&log);
     char disk[64];
-    make_disk(disk, sizeof(disk), 16);
+    rig_make_image(disk, sizeof(disk), 16 * 512u, false);
     struct domain_config cfg;
-    base_config(&cfg, "vqdirty");
+    rig_config(&cfg, "vqdirty", 1, NULL);
     cfg.log_dirty = mode;
-    cfg.nr_disks = 1;
-    snprintf(cfg.disks[0].target, sizeof(cfg.disks[0].target), "%s", disk);
-    snprintf(cfg.disks[0].vdev, sizeof(cfg.disks[0].vdev), "xvda");
+    rig_config_disk(&cfg, disk, "xvda");
     struct domain *d = NULL, *d2 = NULL;
-    int rc = domain_create_as(&d, 4, &cfg, true, NULL, on_end, on_console, NULL, &log.log);
+    int rc = domain_create_as(&d, 4, &cfg, true, NULL, rig_ignore_end, rig_ignore_console, NULL, &log.log);
     ck_assert_msg(rc == 0, "domain_create_as: %s (%s)", strerror(-rc), log.last_error);
     ck_assert_int_eq(domain_start_vcpus(d), 0);
     struct virtio_dev *v = d->devs->dev[0];
     uint8_t *ram = guest_memory_ptr(&d->mem, 0, 8 << 20);
     struct blk_rig b = { .v = v, .req_gpa = 0x400000 };
     b.f = NULL;
-    ring_init(&b.r, ram, 0x20000, 0x21000, 0x23000, 16);
-    driver_init(v, 2, VIRTIO_F_VERSION_1, &b.r, 1);
+    rig_ring_init(&b.r, ram, 0x20000, 0x21000, 0x23000, 16);
+    rig_driver_init(v, 2, VIRTIO_F_VERSION_1, &b.r, 1);
     devices_unpause(d);      /* the devices alone; the vCPU stays parked */
 
     size_t words = domain_logdirty_bitmap_words(d);
@@ -1504,12 +1191,12 @@ static void dirty_and_state(enum domain_logdirty_mode mode)
     memset(h, 0, 16);
     h[0] = VIRTIO_BLK_T_IN;
     h[8] = 2;
-    set_desc(&b.r, 0, 0x400000, 16, VRING_DESC_F_NEXT, 1);
-    set_desc(&b.r, 1, 0x600000, 1024, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
-    set_desc(&b.r, 2, 0x700000, 1, VRING_DESC_F_WRITE, 0);
-    publish(&b.r, 0);
+    rig_set_desc(&b.r, 0, 0x400000, 16, VRING_DESC_F_NEXT, 1);
+    rig_set_desc(&b.r, 1, 0x600000, 1024, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 2);
+    rig_set_desc(&b.r, 2, 0x700000, 1, VRING_DESC_F_WRITE, 0);
+    rig_publish(&b.r, 0);
     virtio_dev_kick(v, 0);
-    ck_assert(wait_used(&b.r, 1, 5000));
+    ck_assert(rig_wait_used(&b.r, 1, 5000));
     ck_assert_int_eq(ram[0x600000], 0x42);
     uint64_t count = 0;
     ck_assert_int_eq(domain_logdirty_harvest(d, bm, &count), 0);
@@ -1531,7 +1218,7 @@ static void dirty_and_state(enum domain_logdirty_mode mode)
     uint8_t *blob;
     size_t len;
     ck_assert_int_eq(domain_get_device_state(d, &blob, &len, &log.log), 0);
-    rc = domain_create_as(&d2, 5, &cfg, true, NULL, on_end, on_console, NULL, &log.log);
+    rc = domain_create_as(&d2, 5, &cfg, true, NULL, rig_ignore_end, rig_ignore_console, NULL, &log.log);
     ck_assert_int_eq(rc, 0);
     ck_assert_int_eq(domain_start_vcpus(d2), 0);
     struct domain_ram_region rr[2];
@@ -1540,19 +1227,19 @@ static void dirty_and_state(enum domain_logdirty_mode mode)
     memcpy(rr[0].host, ram, rr[0].size);     /* "the pages arrived" */
     ck_assert_msg(domain_set_device_state(d2, blob, len, &log.log) == 0, "%s", log.last_error);
     struct virtio_dev *v2 = d2->devs->dev[0];
-    ck_assert_uint_eq(rd32(v2, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
+    ck_assert_uint_eq(rig_rd32(v2, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
     /* Carries on with the next request in d2's copy of the rings. */
     uint8_t *ram2 = rr[0].host;
     b.r.base = ram2;
     b.v = v2;
-    set_desc(&b.r, 3, 0x400000, 16, VRING_DESC_F_NEXT, 4);
-    set_desc(&b.r, 4, 0x600000, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 5);
-    set_desc(&b.r, 5, 0x700000, 1, VRING_DESC_F_WRITE, 0);
+    rig_set_desc(&b.r, 3, 0x400000, 16, VRING_DESC_F_NEXT, 4);
+    rig_set_desc(&b.r, 4, 0x600000, 512, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, 5);
+    rig_set_desc(&b.r, 5, 0x700000, 1, VRING_DESC_F_WRITE, 0);
     ram2[0x400008] = 5;
-    publish(&b.r, 3);
+    rig_publish(&b.r, 3);
     devices_unpause(d2);
     virtio_dev_kick(v2, 0);
-    ck_assert(wait_used(&b.r, 2, 5000));
+    ck_assert(rig_wait_used(&b.r, 2, 5000));
     ck_assert_int_eq(ram2[0x600000], 0x45);
     ck_assert_int_eq(ram2[0x700000], VIRTIO_BLK_S_OK);
     domain_destroy(d2);
@@ -1560,8 +1247,9 @@ static void dirty_and_state(enum domain_logdirty_mode mode)
     /* A domain without the disk refuses it; an image with only the UART
      * (an older Tandem) restores into a domain without devices. */
     struct domain_config plain;
-    base_config(&plain, "vqplain");
-    ck_assert_int_eq(domain_create_as(&d2, 6, &plain, true, NULL, on_end, on_console, NULL, &log.log), 0);
+    rig_config(&plain, "vqplain", 1, NULL);
+    ck_assert_int_eq(domain_create_as(&d2, 6, &plain, true, NULL, rig_ignore_end, rig_ignore_console, NULL,
+                                      &log.log), 0);
     ck_assert_int_eq(domain_set_device_state(d2, blob, len, &log.log), -EINVAL);
     ck_assert_msg(strstr(log.last_error, "1 virtio devices, this domain has 0"), "%s", log.last_error);
     size_t uart_only = 12 + sizeof(struct uart_state);
@@ -1581,12 +1269,8 @@ END_TEST
 Suite *unit_suite(void)
 {
     setvbuf(stdout, NULL, _IONBF, 0);
-    const char *k = getenv("TANDEM_GUEST_KERNEL");
-    snprintf(guest_kernel, sizeof(guest_kernel), "%s", k && *k ? k : "../guests/tandem-guest");
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    have_kvm = fd >= 0;
-    if (fd >= 0)
-        close(fd);
+    rig_find_guest_kernel("test_virtqueue");
+    have_kvm = rig_have_kvm();
 
     Suite *s = suite_create("virtqueue");
     TCase *tc = tcase_create("walker");
