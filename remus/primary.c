@@ -87,6 +87,7 @@ struct primary {
     struct domain_ram_region rr[2];
     unsigned nr;
     bool net, disk;
+    enum domain_netbuf_backend net_backend;
 
     /* The copy of each page last sent in an epoch (compression). */
     uint32_t *slot;                       /* per pfn: 0 none, else index + 1 */
@@ -381,7 +382,7 @@ static int checkpoint(struct primary *p, struct epoch_copy *e, uint64_t epoch)
         /* Output from here on is held: at epoch 0 buffering starts, and
          * each later checkpoint closes the output epoch it ends. */
         if (epoch == 0)
-            rc = domain_net_buffer_start(p->d, 0);
+            rc = domain_net_buffer_start_on(p->d, 0, p->net_backend);
         else
             net_epoch = domain_net_buffer_mark(p->d);
     }
@@ -537,6 +538,24 @@ int remus_primary_run(struct domain *d, int out_fd, int in_fd, const struct remu
     p.interval_ms = o->interval_ms ? o->interval_ms : REMUS_DEFAULT_INTERVAL_MS;
     p.timeout_ms = o->timeout_ms ? o->timeout_ms : (3 * p.interval_ms > 1000 ? 3 * p.interval_ms : 1000);
     p.net = o->net_buffer;
+    p.net_backend = o->net_backend;
+    if (p.net && p.net_backend == DOMAIN_NETBUF_PLUG) {
+        /* Probed here, running: it builds and deletes a throw-away tap and
+         * ifb, too slow for epoch 0's pause.  No silent fallback: the
+         * operator asked for the kernel's queue. */
+        char why_not[200];
+        if (!domain_net_buffer_probe(why_not, sizeof(why_not))) {
+            tlog_error(log, "Remus: output buffering: the plug qdisc was asked for but is not available (%s)",
+                       why_not);
+            snprintf(why, sizeof(why), "no plug qdisc: %.180s", why_not);
+            rc = -EOPNOTSUPP;
+            goto out;
+        }
+    }
+    if (p.net)
+        tlog_info(log, "Remus: output buffering: %s", p.net_backend == DOMAIN_NETBUF_PLUG
+                                                          ? "plug qdisc on an ifb (kernel)"
+                                                          : "vmm (the virtio-net backend)");
     p.disk = o->disk_replication && domain_nr_disks(d) > 0;
     p.nr = domain_ram_regions(d, p.rr);
     p.live = (struct migration_live_opts){ .max_downtime_ms = o->max_downtime_ms ? o->max_downtime_ms : 30,

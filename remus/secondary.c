@@ -183,6 +183,10 @@ int remus_secondary_run(struct domain *d, int in_fd, int ack_fd, const struct re
     bool committed = false, in_epoch = false;
     uint64_t epoch = 0, ram = 0;
     int rc;
+    unsigned timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+    unsigned first_ms = o->first_timeout_ms ? o->first_timeout_ms
+                        : timeout_ms > REMUS_FIRST_BYTE_TIMEOUT_MS ? timeout_ms : REMUS_FIRST_BYTE_TIMEOUT_MS;
+    bool first_timed_out = false;
 
     memset(sum, 0, sizeof(*sum));
     s.nr = domain_ram_regions(d, s.rr);
@@ -191,16 +195,17 @@ int remus_secondary_run(struct domain *d, int in_fd, int ack_fd, const struct re
     b.max = o->max_epoch_bytes ? o->max_epoch_bytes : ram + EPOCH_SLACK;
     struct stream_reader_opts ro = { .start = STREAM_LAYER_LIBXL, .checkpoints = STREAM_REMUS,
                                      .max_pfn = domain_max_pfn(d), .tandem_delta = o->compress,
-                                     .timeout_ms = o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS,
-                                     .log = log };
+                                     .timeout_ms = first_ms, .log = log };
     if ((rc = migration_restorer_new(d, &s.st, log, &s.r)) || (rc = stream_sink_new(ack_fd, log, &s.ack)) ||
         (rc = stream_reader_new(in_fd, &ro, &rd)))
         goto out;
 
     for (;;) {
         struct stream_record rec;
-        if ((rc = stream_read_record(rd, &rec)))
+        if ((rc = stream_read_record(rd, &rec))) {
+            first_timed_out = !committed && rc == -ETIMEDOUT;
             break;
+        }
         if (rec.header) {
             const struct stream_libxc_header *h = stream_reader_libxc_header(rd);
             if (rec.layer == STREAM_LAYER_LIBXC && h && h->domain_type != STREAM_DOMAIN_X86_HVM) {
@@ -227,6 +232,12 @@ int remus_secondary_run(struct domain *d, int in_fd, int ack_fd, const struct re
                     break;
                 committed = true;
                 epoch = 1;
+                /* Before the first commit there were ssh's start-up, the
+                 * initial disk copy, the precopy's first pass and epoch
+                 * 0's pause, each of which may outlast an epoch's wait;
+                 * from here on the primary sends at least an epoch per
+                 * interval. */
+                stream_reader_set_timeout(rd, timeout_ms);
             }
             if (rec.last)
                 break;
@@ -271,8 +282,11 @@ out:
             tlog_error(log, "Remus: the stream ended before the first checkpoint");
     } else {
         sum->why = rc;
-        if (rc == -ETIMEDOUT)
-            snprintf(sum->why_text, sizeof(sum->why_text), "no bytes from the primary for %u ms", ro.timeout_ms);
+        if (rc == -ETIMEDOUT && first_timed_out)
+            snprintf(sum->why_text, sizeof(sum->why_text), "no bytes from the primary for %u ms before its first "
+                     "checkpoint (at byte %" PRIu64 ")", first_ms, rd ? stream_reader_offset(rd) : 0);
+        else if (rc == -ETIMEDOUT)
+            snprintf(sum->why_text, sizeof(sum->why_text), "no bytes from the primary for %u ms", timeout_ms);
         else if (rc == -EPIPE)
             snprintf(sum->why_text, sizeof(sum->why_text), "the stream ended (end of file) at byte %" PRIu64,
                      rd ? stream_reader_offset(rd) : 0);
@@ -283,8 +297,8 @@ out:
             if (in_epoch)
                 tlog_warn(log, "Remus: epoch %" PRIu64 " was incomplete (%zu records held): discarded", epoch, b.n);
             if (o->primary_alive && o->primary_alive(o->opaque)) {
-                tlog_error(log, "Remus: the stream broke (%s) but the witness says the primary runs: "
-                           "no takeover", sum->why_text);
+                tlog_error(log, "Remus: the stream broke (%s) but the split-brain guard forbids a takeover "
+                           "(the witness answers for the primary, or it could not be fenced)", sum->why_text);
                 rc = REMUS_SECONDARY_PRIMARY_ALIVE;
             } else {
                 tlog_info(log, "Remus: the primary is gone (%s): failing over to epoch %" PRIu64, sum->why_text,

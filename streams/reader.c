@@ -274,6 +274,11 @@ void stream_reader_set_max_pfn(struct stream_reader *r, uint64_t max_pfn)
     r->o.max_pfn = max_pfn;
 }
 
+void stream_reader_set_timeout(struct stream_reader *r, unsigned timeout_ms)
+{
+    r->o.timeout_ms = timeout_ms;
+}
+
 uint64_t stream_reader_offset(const struct stream_reader *r)
 {
     return r->offset;

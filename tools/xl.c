@@ -58,7 +58,8 @@ static const struct xl_command commands[] = {
       "                     receiver must be Tandem's (it is run with -z), and the\n"
       "                     stream is no longer one Xen's tools can read\n" },
     { "migrate-receive", xl_cmd_migrate_receive, "Receive a migrating domain (run by xl migrate and xl remus)",
-      "[-d] [-e] [-p] [-z] [--negotiate] | -r [-e] [-u] [--interval MS] [--timeout MS] [--witness ADDR:PORT]",
+      "[-d] [-e] [-p] [-z] [--negotiate] | -r [-e] [-u] [--interval MS] [--timeout MS] [--witness ADDR:PORT]\n"
+      "       [--fence CMD [--fence-timeout S] [--primary HOST]]",
       "  -p             leave the domain paused once received\n"
       "  -z             accept lz4-compressed page data (xl migrate --compress)\n"
       "  --negotiate    after Xen's banner, say this release and the stream versions\n"
@@ -69,9 +70,18 @@ static const struct xl_command commands[] = {
       "  -u             (with -r) the primary sends no compressed pages (xl remus -u)\n"
       "  --interval MS  (with -r) the primary's checkpoint interval (default 200)\n"
       "  --timeout MS   (with -r) declare the primary dead after MS without a\n"
-      "                 checkpoint (default 3 x interval, at least 1000)\n"
+      "                 checkpoint (default 3 x interval, at least 1000); until the\n"
+      "                 first checkpoint, wait up to max(60 s, MS) between records\n"
       "  --witness ADDR:PORT  (with -r) before taking over, ask the primary's domain\n"
       "                 process there (UDP) whether it still runs; it does: no takeover\n"
+      "                 ([ADDR]:PORT for IPv6, HOST:PORT resolved at the start)\n"
+      "  --fence CMD    (with -r) if the witness is silent (or there is none), run\n"
+      "                 'sh -c CMD' here before taking over; only its exit status 0\n"
+      "                 (the primary is off) lets the takeover go ahead\n"
+      "  --fence-timeout S  (with -r) kill the fence command after S seconds (default 30):\n"
+      "                 no takeover\n"
+      "  --primary HOST (with -r) the primary's host, for the fence command's\n"
+      "                 TANDEM_PRIMARY when there is no witness (xl remus sends it)\n"
       "Reads the stream on standard input and answers on standard output.\n" },
     { "remus", xl_cmd_remus, "Enable Remus HA for a domain: a backup on another host, checkpointed",
       "[options] <Domain> [<host>]",
@@ -82,7 +92,15 @@ static const struct xl_command commands[] = {
       "  -e                 passed to the receiver (accepted for xl compatibility)\n"
       "  -C CONFIG          the backup's config (e.g. its own disk paths) instead of the domain's\n"
       "  --witness ADDR:PORT  the primary's domain process answers UDP probes on ADDR:PORT;\n"
-      "                     the backup takes over only if they go unanswered (split-brain guard)\n"
+      "                     the backup takes over only if they go unanswered (split-brain guard);\n"
+      "                     [ADDR]:PORT for IPv6, or HOST:PORT\n"
+      "  --fence CMD        before taking over (the witness silent, or none), the backup runs\n"
+      "                     'sh -c CMD' on its host with TANDEM_DOMAIN and TANDEM_PRIMARY set;\n"
+      "                     CMD must power the primary off and exit 0 only once it is off:\n"
+      "                     any other end (or the timeout) means NO takeover\n"
+      "  --fence-timeout S  the fence command's time limit in seconds (default 30)\n"
+      "  --netbuf vmm|plug  hold the guest's output in Tandem's virtio-net backend (vmm, the\n"
+      "                     default) or in the kernel's plug qdisc on an ifb, as Xen does (plug)\n"
       "  --timeout MS       the backup (or the primary, waiting for acks) is lost after MS\n"
       "  --max-downtime MS  the initial live migration's downtime target (default 30)\n"
       "  --debug            print every epoch (on a terminal they replace each other)\n"
@@ -184,6 +202,23 @@ int xl_find_domain(struct xl_ctx *ctx, const char *which, struct registry_entry 
     if (rc == -ENOENT)
         tlog_error(&ctx->log, "domain '%s' does not exist", which);
     return rc;
+}
+
+int xl_parse_uint(struct xl_ctx *ctx, const char *opt, const char *arg, unsigned min, unsigned max,
+                  unsigned *out)
+{
+    /* strtoul alone takes " 5", "+5", "-5" (as a huge number) and "5x". */
+    const char *p = arg;
+    while (*p >= '0' && *p <= '9')
+        p++;
+    errno = 0;
+    unsigned long v = p != arg && !*p ? strtoul(arg, NULL, 10) : 0;
+    if (p == arg || *p || errno == ERANGE || v < min || v > max) {
+        tlog_error(&ctx->log, "%s %s : must be a whole number from %u to %u", opt, arg, min, max);
+        return -EINVAL;
+    }
+    *out = (unsigned)v;
+    return 0;
 }
 
 bool xl_wait_gone(const struct registry_entry *e, int timeout_ms)

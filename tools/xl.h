@@ -34,6 +34,11 @@ int xl_help_only(struct xl_ctx *ctx, int argc, char **argv, int min_args, int ma
 int xl_open_host(struct xl_ctx *ctx);
 /* Looks a domain up by name or ID; logs "domain X does not exist". */
 int xl_find_domain(struct xl_ctx *ctx, const char *which, struct registry_entry *e);
+/* An unsigned option's value: digits only, min <= value <= max, else
+ * "xl: <command>: <opt> <arg> : ..." on stderr and -EINVAL (the caller
+ * returns XL_USAGE).  opt names the option as the user wrote it ("-i"). */
+int xl_parse_uint(struct xl_ctx *ctx, const char *opt, const char *arg, unsigned min, unsigned max,
+                  unsigned *out);
 /* Waits up to timeout_ms for the domain's process to be gone. */
 bool xl_wait_gone(const struct registry_entry *e, int timeout_ms);
 
@@ -81,6 +86,9 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv);
  * with "remus-secondary name=<name> <options>" and reports the outcome. */
 int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv);
 int xl_remus_receive(struct xl_ctx *ctx, unsigned domid, const char *name, const char *options, int ack_fd);
+/* Appends " key=<value percent-encoded>" to opts (one word of a control
+ * line, whatever value holds); -E2BIG if it does not fit in len. */
+int xl_remus_append_word(char *opts, size_t len, const char *key, const char *value);
 /* Remus's side of the domain processes xl starts (remus/hooks.c). */
 extern const struct domproc_remus_hooks remus_domproc_hooks;
 

@@ -243,6 +243,10 @@ int xl_cmd_info(struct xl_ctx *ctx, int argc, char **argv)
     KV("kvm_dirty_log_manual", "%s", k.manual_dirty_protect ? "yes" : "no");
     KV("kvm_tsc_scaling", "%s", k.tsc_control ? "yes" : "no");
     KV("kvm_xsave", "%s", k.xsave && k.xcrs ? "yes" : "no");
+    /* For xl remus --netbuf plug: whether this kernel has sch_plug and ifb. */
+    char why_not[200];
+    bool plug = domain_net_buffer_probe(why_not, sizeof(why_not));
+    KV("remus_netbuf_plug", "%s%s%s", plug ? "available" : "not available (", plug ? "" : why_not, plug ? "" : ")");
     KV("state_dir", "%s", getenv("TANDEM_STATE_DIR") && getenv("TANDEM_STATE_DIR")[0]
                               ? getenv("TANDEM_STATE_DIR") : "/var/lib/tandem");
 #undef KV

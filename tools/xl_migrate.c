@@ -52,6 +52,7 @@
 #include <json-c/json.h>
 #include "tandem/streams.h"
 #include "migrate_negotiation.h"
+#include "tandem/remus.h"
 #include "xl.h"
 
 static const char banner[] = "xl migration receiver ready, send binary domain data.\n";
@@ -617,23 +618,23 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         case OPT_JSON: s.json = true; break;
         case OPT_COMPRESS: compress = true; break;
         case OPT_STREAM_VERSION:
-            stream_version = (unsigned)strtoul(optarg, &end, 10);
-            if (*end || (stream_version != 2 && stream_version != 3)) {
-                tlog_error(&ctx->log, "--stream-version must be 2 or 3");
+            if (xl_parse_uint(ctx, "--stream-version", optarg, 2, 3, &stream_version))
                 return XL_USAGE;
-            }
             break;
         case OPT_DOWNTIME:
-            downtime = (unsigned)strtoul(optarg, &end, 10);
-            if (*end || end == optarg) return xl_usage(cmd, true);
+            if (xl_parse_uint(ctx, "--max-downtime", optarg, 0, 600000, &downtime))
+                return XL_USAGE;
             break;
         case OPT_ITERS:
-            iters = (unsigned)strtoul(optarg, &end, 10);
-            if (*end || end == optarg || !iters) return xl_usage(cmd, true);
+            if (xl_parse_uint(ctx, "--max-iters", optarg, 1, 100000, &iters))
+                return XL_USAGE;
             break;
         case OPT_BANDWIDTH:
             bandwidth_mb = strtoull(optarg, &end, 10);
-            if (*end || end == optarg) return xl_usage(cmd, true);
+            if (*end || end == optarg || optarg[0] == '-') {
+                tlog_error(&ctx->log, "--bandwidth %s : must be a whole number of megabytes per second", optarg);
+                return XL_USAGE;
+            }
             break;
         case OPT_LOGDIRTY:
             if (domain_logdirty_mode_parse(optarg, &logdirty) || logdirty == DOMAIN_LOGDIRTY_AUTO) {
@@ -831,19 +832,21 @@ failed_resume:
 int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("migrate-receive");
-    enum { OPT_NEGOTIATE = 256, OPT_INTERVAL, OPT_TIMEOUT, OPT_WITNESS };
+    enum { OPT_NEGOTIATE = 256, OPT_INTERVAL, OPT_TIMEOUT, OPT_WITNESS, OPT_FENCE, OPT_FENCE_TIMEOUT, OPT_PRIMARY };
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "negotiate", no_argument, NULL, OPT_NEGOTIATE },
         { "interval", required_argument, NULL, OPT_INTERVAL },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "witness", required_argument, NULL, OPT_WITNESS },
+        { "fence", required_argument, NULL, OPT_FENCE },
+        { "fence-timeout", required_argument, NULL, OPT_FENCE_TIMEOUT },
+        { "primary", required_argument, NULL, OPT_PRIMARY },
         { 0 } };
     bool paused = false, compress = false, negotiate = false, remus = false, remus_nocompress = false;
-    unsigned remus_interval = 200, remus_timeout = 0;
-    const char *witness = NULL;
+    unsigned remus_interval = 200, remus_timeout = 0, fence_timeout = 0;
+    const char *witness = NULL, *fence = NULL, *primary = NULL;
     int opt;
-    char *end;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+hdepzru", longopts, NULL)) != -1) {
         switch (opt) {
@@ -854,20 +857,58 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
         case 'r': remus = true; break;   /* Xen's: a Remus backup (xl remus runs us so) */
         case 'u': remus_nocompress = true; break;
         case OPT_INTERVAL:
-            remus_interval = (unsigned)strtoul(optarg, &end, 10);
-            if (*end || !remus_interval) return xl_usage(cmd, true);
+            if (xl_parse_uint(ctx, "--interval", optarg, 1, 60000, &remus_interval))
+                return XL_USAGE;
             break;
         case OPT_TIMEOUT:
-            remus_timeout = (unsigned)strtoul(optarg, &end, 10);
-            if (*end) return xl_usage(cmd, true);
+            if (xl_parse_uint(ctx, "--timeout", optarg, 0, 600000, &remus_timeout))
+                return XL_USAGE;
             break;
         case OPT_WITNESS: witness = optarg; break;
+        case OPT_FENCE: fence = optarg; break;
+        case OPT_FENCE_TIMEOUT:
+            if (xl_parse_uint(ctx, "--fence-timeout", optarg, 1, REMUS_FENCE_MAX_TIMEOUT_S, &fence_timeout))
+                return XL_USAGE;
+            break;
+        case OPT_PRIMARY: primary = optarg; break;
         case 'h': return xl_usage(cmd, false);
         default: return xl_usage(cmd, true);
         }
     }
-    if (argc != optind || (!remus && (witness || remus_timeout || remus_nocompress)) || (remus && (paused || negotiate)))
+    if (argc != optind ||
+        (!remus && (witness || remus_timeout || remus_nocompress || fence || fence_timeout || primary)) ||
+        (remus && (paused || negotiate)) || ((fence_timeout || primary) && !fence))
         return xl_usage(cmd, true);
+    /* The same options as the control line will carry them, checked
+     * before the banner: a refusal now leaves the primary unprotected but
+     * told why, rather than a backup that fails at its first checkpoint. */
+    char remus_opts[400] = "";
+    if (remus) {
+        int n = snprintf(remus_opts, sizeof(remus_opts), "interval_ms=%u", remus_interval);
+        if (remus_timeout)
+            n += snprintf(remus_opts + n, sizeof(remus_opts) - (size_t)n, " timeout_ms=%u", remus_timeout);
+        if (remus_nocompress)
+            n += snprintf(remus_opts + n, sizeof(remus_opts) - (size_t)n, " nocompress");
+        if (witness) {
+            struct sockaddr_storage wsa;
+            socklen_t wlen;
+            char why[300];
+            if (remus_witness_parse(witness, &wsa, &wlen, why, sizeof(why))) {
+                tlog_error(&ctx->log, "--witness : %s", why);
+                return XL_USAGE;
+            }
+            n += snprintf(remus_opts + n, sizeof(remus_opts) - (size_t)n, " witness=%s", witness);
+        }
+        if (fence) {
+            n += snprintf(remus_opts + n, sizeof(remus_opts) - (size_t)n, " fence_timeout_s=%u",
+                          fence_timeout ? fence_timeout : REMUS_FENCE_DEFAULT_TIMEOUT_S);
+            if (!fence[0] || xl_remus_append_word(remus_opts, sizeof(remus_opts), "fence", fence) ||
+                (primary && xl_remus_append_word(remus_opts, sizeof(remus_opts), "primary", primary))) {
+                tlog_error(&ctx->log, "--fence : the command is %s", fence[0] ? "too long" : "empty");
+                return XL_USAGE;
+            }
+        }
+    }
     const int recv_fd = STDIN_FILENO, send_fd = STDOUT_FILENO;
     signal(SIGPIPE, SIG_IGN);
     fprintf(stderr, "migration target: Ready to receive domain%s.\n",
@@ -914,15 +955,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
             fprintf(stderr, "migration target: Domain creation failed.\n");
             return XL_FAILED;
         }
-        char opts[300];
-        int n = snprintf(opts, sizeof(opts), "interval_ms=%u", remus_interval);
-        if (remus_timeout)
-            n += snprintf(opts + n, sizeof(opts) - (size_t)n, " timeout_ms=%u", remus_timeout);
-        if (witness)
-            n += snprintf(opts + n, sizeof(opts) - (size_t)n, " witness=%s", witness);
-        if (remus_nocompress)
-            snprintf(opts + n, sizeof(opts) - (size_t)n, " nocompress");
-        return xl_remus_receive(ctx, domid, name, opts, send_fd);
+        return xl_remus_receive(ctx, domid, name, remus_opts, send_fd);
     }
     if (xl_spawn_domain(ctx, &c, true, recv_fd, compress ? "compress" : NULL, &domid, summary, sizeof(summary))) {
         fprintf(stderr, "migration target: Domain creation failed.\n");

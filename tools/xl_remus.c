@@ -17,7 +17,9 @@
  * and decides alone: END records -> the replica is destroyed; the stream
  * gone and the witness silent -> failover (unpause, rename <name>--incoming
  * to <name>); the stream gone but the witness answering for the primary
- * -> no takeover, the replica is destroyed.  xl migrate-receive -r only
+ * -> no takeover, the replica is destroyed; with --fence, the witness
+ * silent (or none) -> the operator's fence command on the backup's host,
+ * and a takeover only if it succeeds.  xl migrate-receive -r only
  * reports what it decided, so the failover does not depend on that xl (or
  * the ssh it runs under) living. */
 #include "config.h"
@@ -33,6 +35,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include "tandem/remus.h"
 #include "xl.h"
 
 static const char banner[] = "xl migration receiver ready, send binary domain data.\n";
@@ -133,6 +137,65 @@ static void wait_receiver(pid_t pid, int timeout_ms)
     fprintf(stderr, "remus: the receiver is still running; leaving it\n");
 }
 
+/* s in single quotes for sh ('\'' for a quote); -E2BIG if it does not fit. */
+static int shell_quote(char *out, size_t len, const char *s)
+{
+    size_t o = 0;
+    if (len < 3)
+        return -E2BIG;
+    out[o++] = '\'';
+    for (; *s; s++) {
+        const char *piece = *s == '\'' ? "'\\''" : NULL;
+        size_t pl = piece ? 4 : 1;
+        if (o + pl + 2 > len)
+            return -E2BIG;
+        if (piece)
+            memcpy(out + o, piece, pl);
+        else
+            out[o] = *s;
+        o += pl;
+    }
+    out[o++] = '\'';
+    out[o] = '\0';
+    return 0;
+}
+
+/* An argument of the receiver's command line: quoted once for the sh that
+ * runs the rune, and once more under ssh, which hands the words it is
+ * given to the remote shell joined by spaces. */
+static int rune_arg(char *out, size_t len, const char *s, bool ssh)
+{
+    if (!ssh)
+        return shell_quote(out, len, s);
+    char once[2048];
+    int rc = shell_quote(once, sizeof(once), s);
+    return rc ? rc : shell_quote(out, len, once);
+}
+
+int xl_remus_append_word(char *opts, size_t len, const char *key, const char *value)
+{
+    size_t o = strlen(opts);
+    int n = snprintf(opts + o, len - o, " %s=", key);
+    if (n < 0 || (size_t)n >= len - o)
+        return -E2BIG;
+    o += (size_t)n;
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+        bool plain = *p > ' ' && *p < 0x7f && *p != '%';
+        if (o + (plain ? 1 : 3) >= len)
+            return -E2BIG;
+        if (plain) {
+            opts[o++] = (char)*p;
+        } else {
+            opts[o++] = '%';
+            opts[o++] = hex[*p >> 4];
+            opts[o++] = hex[*p & 15];
+        }
+    }
+    opts[o] = '\0';
+    return 0;
+}
+
 /* ---- Epoch figures ------------------------------------------------------ */
 
 struct remus_view {
@@ -211,30 +274,29 @@ static void on_stop_signal(int sig)
 int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("remus");
-    enum { OPT_WITNESS = 256, OPT_DEBUG, OPT_TIMEOUT, OPT_DOWNTIME };
+    enum { OPT_WITNESS = 256, OPT_DEBUG, OPT_TIMEOUT, OPT_DOWNTIME, OPT_FENCE, OPT_FENCE_TIMEOUT, OPT_NETBUF };
     static const struct option longopts[] = {
         { "help", no_argument, NULL, 'h' },
         { "witness", required_argument, NULL, OPT_WITNESS },
+        { "fence", required_argument, NULL, OPT_FENCE },
+        { "fence-timeout", required_argument, NULL, OPT_FENCE_TIMEOUT },
+        { "netbuf", required_argument, NULL, OPT_NETBUF },
         { "debug", no_argument, NULL, OPT_DEBUG },
         { "timeout", required_argument, NULL, OPT_TIMEOUT },
         { "max-downtime", required_argument, NULL, OPT_DOWNTIME },
         { 0 } };
-    const char *ssh = "ssh", *cfgfile = NULL, *witness = NULL;
+    const char *ssh = "ssh", *cfgfile = NULL, *witness = NULL, *fence = NULL;
     bool unsafe = false, blackhole = false, no_netbuf = false, no_disk = false, no_compress = false,
-         no_daemon = false;
-    unsigned interval = 200, timeout = 0, downtime = 30;
+         no_daemon = false, netbuf_plug = false;
+    unsigned interval = 200, timeout = 0, downtime = 30, fence_timeout = REMUS_FENCE_DEFAULT_TIMEOUT_S;
     struct remus_view v = { 0 };
     int opt;
-    char *end;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "+hFbundi:s:N:ecpC:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'i':
-            interval = (unsigned)strtoul(optarg, &end, 10);
-            if (*end || end == optarg || !interval || interval > 60000) {
-                tlog_error(&ctx->log, "-i %s : the interval must be 1 to 60000 ms", optarg);
+            if (xl_parse_uint(ctx, "-i", optarg, 1, 60000, &interval))
                 return XL_USAGE;
-            }
             break;
         case 'F': unsafe = true; break;
         case 'b': blackhole = true; break;
@@ -252,14 +314,26 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
             tlog_error(&ctx->log, "-%c : COLO is not supported by this xl", opt);
             return XL_USAGE;
         case OPT_WITNESS: witness = optarg; break;
+        case OPT_FENCE: fence = optarg; break;
+        case OPT_FENCE_TIMEOUT:
+            if (xl_parse_uint(ctx, "--fence-timeout", optarg, 1, REMUS_FENCE_MAX_TIMEOUT_S, &fence_timeout))
+                return XL_USAGE;
+            break;
+        case OPT_NETBUF:
+            if (strcmp(optarg, "vmm") && strcmp(optarg, "plug")) {
+                tlog_error(&ctx->log, "--netbuf : 'vmm' or 'plug', not '%s'", optarg);
+                return XL_USAGE;
+            }
+            netbuf_plug = !strcmp(optarg, "plug");
+            break;
         case OPT_DEBUG: v.debug = true; break;
         case OPT_TIMEOUT:
-            timeout = (unsigned)strtoul(optarg, &end, 10);
-            if (*end || end == optarg) return xl_usage(cmd, true);
+            if (xl_parse_uint(ctx, "--timeout", optarg, 0, 600000, &timeout))
+                return XL_USAGE;
             break;
         case OPT_DOWNTIME:
-            downtime = (unsigned)strtoul(optarg, &end, 10);
-            if (*end || end == optarg) return xl_usage(cmd, true);
+            if (xl_parse_uint(ctx, "--max-downtime", optarg, 0, 600000, &downtime))
+                return XL_USAGE;
             break;
         case 'h': return xl_usage(cmd, false);
         default: return xl_usage(cmd, true);
@@ -269,18 +343,54 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
         tlog_error(&ctx->log, "-%s : needs unsafe mode (-F)", blackhole ? "b" : no_netbuf ? "n" : "d");
         return XL_USAGE;
     }
+    if (netbuf_plug && no_netbuf) {
+        tlog_error(&ctx->log, "--netbuf plug : -n turns output buffering off");
+        return XL_USAGE;
+    }
     int nargs = argc - optind;
     if (nargs < 1 || nargs > 2 || (nargs == 1 && !blackhole))
         return xl_usage(cmd, true);
-    const char *which = argv[optind], *host = nargs == 2 ? argv[optind + 1] : "/dev/null";
-    if (witness) {
-        /* A quick sanity check; the domain process binds it. */
-        const char *colon = strrchr(witness, ':');
-        if (!colon || colon == witness || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
-            tlog_error(&ctx->log, "--witness %s : not ADDR:PORT", witness);
-            return XL_USAGE;
+    if (netbuf_plug) {
+        /* Asked here, before anything starts: the domain process asks
+         * again (it is the one that builds the queues). */
+        char why_not[200];
+        if (!domain_net_buffer_probe(why_not, sizeof(why_not))) {
+            tlog_error(&ctx->log, "--netbuf plug : not available on this host: %s", why_not);
+            return XL_FAILED;
         }
     }
+    const char *which = argv[optind], *host = nargs == 2 ? argv[optind + 1] : "/dev/null";
+    char witness_addr[80];
+    if (witness) {
+        /* Here, not only in the backup: a typo would otherwise show only
+         * at the failover that it breaks.  A host name is resolved once,
+         * here, so that the address the domain process binds is the one
+         * the backup probes. */
+        struct sockaddr_storage wsa;
+        socklen_t wlen;
+        char why[300] = "its address cannot be written out";
+        if (remus_witness_parse(witness, &wsa, &wlen, why, sizeof(why)) ||
+            remus_witness_format(&wsa, witness_addr, sizeof(witness_addr))) {
+            tlog_error(&ctx->log, "--witness : %s", why);
+            return XL_USAGE;
+        }
+        if (wsa.ss_family == AF_INET6 && ((struct sockaddr_in6 *)&wsa)->sin6_scope_id) {
+            tlog_error(&ctx->log, "--witness %s : link-local addresses with a scope are not supported", witness);
+            return XL_USAGE;
+        }
+        if (strcmp(witness_addr, witness))
+            fprintf(stderr, "remus: witness %s is %s\n", witness, witness_addr);
+        witness = witness_addr;
+    }
+    char fence_word[260] = "";
+    if (fence && (!fence[0] || xl_remus_append_word(fence_word, 200, "fence", fence))) {
+        /* It travels as one word of the backup's control line. */
+        tlog_error(&ctx->log, "--fence : %s", fence[0] ? "the command is too long; put it in a script on the "
+                                                         "backup's host and name that" : "the command is empty");
+        return XL_USAGE;
+    }
+    if ((fence || witness) && blackhole)
+        fprintf(stderr, "remus: -b: there is no backup; --witness and --fence do nothing\n");
     struct registry_entry e;
     char config_json[sizeof(e.config_json)];
     if (xl_domain_to_send(ctx, which, "protected", cfgfile, &e, config_json, sizeof(config_json)))
@@ -305,7 +415,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
 
     int send_fd = -1, recv_fd = -1;
     pid_t child = -1;
-    char self[4096], rune[8192], extra[400] = "";
+    char self[4096], rune[8192], extra[4096] = "";
     if (blackhole) {
         send_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
         recv_fd = send_fd >= 0 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
@@ -317,17 +427,37 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
         int n = snprintf(extra, sizeof(extra), " --interval %u", interval);
         if (timeout)
             n += snprintf(extra + n, sizeof(extra) - (size_t)n, " --timeout %u", timeout);
-        if (witness)
-            n += snprintf(extra + n, sizeof(extra) - (size_t)n, " --witness %s", witness);
+        char q[1800];
+        /* Quoted: [v6]:port is a pattern to sh, and CMD has words. */
+        if (witness && !rune_arg(q, sizeof(q), witness, ssh[0] != '\0'))
+            n += snprintf(extra + n, sizeof(extra) - (size_t)n, " --witness %s", q);
+        if (fence) {
+            char host[128] = "";
+            if (gethostname(host, sizeof(host) - 1) < 0)
+                host[0] = '\0';
+            if (rune_arg(q, sizeof(q), fence, ssh[0] != '\0')) {
+                tlog_error(&ctx->log, "--fence : the command is too long");
+                return XL_USAGE;
+            }
+            n += snprintf(extra + n, sizeof(extra) - (size_t)n, " --fence %s --fence-timeout %u", q, fence_timeout);
+            if (host[0] && strlen(host) < 64 && !rune_arg(q, sizeof(q), host, ssh[0] != '\0'))
+                n += snprintf(extra + n, sizeof(extra) - (size_t)n, " --primary %s", q);
+        }
         if (no_compress)
             snprintf(extra + n, sizeof(extra) - (size_t)n, " -u");
         const char *xl_there = ssh[0] ? "xl" : self_path(self, sizeof(self));
+        int rn;
         if (!ssh[0])
-            snprintf(rune, sizeof(rune), "%s %s%s migrate-receive -r%s%s", host, xl_there, v.debug ? " -v" : "",
-                     no_daemon ? " -e" : "", extra);
+            rn = snprintf(rune, sizeof(rune), "%s %s%s migrate-receive -r%s%s", host, xl_there,
+                          v.debug ? " -v" : "", no_daemon ? " -e" : "", extra);
         else
-            snprintf(rune, sizeof(rune), "exec %s %s %s%s migrate-receive -r%s%s", ssh, host, xl_there,
-                     v.debug ? " -v" : "", no_daemon ? " -e" : "", extra);
+            rn = snprintf(rune, sizeof(rune), "exec %s %s %s%s migrate-receive -r%s%s", ssh, host, xl_there,
+                          v.debug ? " -v" : "", no_daemon ? " -e" : "", extra);
+        /* A cut command line would run something other than asked. */
+        if (rn < 0 || (size_t)rn >= sizeof(rune)) {
+            tlog_error(&ctx->log, "the receiver's command line is longer than %zu bytes", sizeof(rune) - 1);
+            return XL_USAGE;
+        }
         child = start_receiver(rune, &send_fd, &recv_fd);
         if (child < 0) {
             tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(errno));
@@ -359,11 +489,17 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
         on += snprintf(opts + on, sizeof(opts) - (size_t)on, " timeout_ms=%u", timeout);
     if (witness)
         on += snprintf(opts + on, sizeof(opts) - (size_t)on, " witness=%s", witness);
-    snprintf(opts + on, sizeof(opts) - (size_t)on, "%s%s%s%s", no_compress ? " nocompress" : "",
-             no_netbuf ? " nonetbuf" : "", no_disk ? " nodisk" : "", blackhole ? " blackhole" : "");
+    snprintf(opts + on, sizeof(opts) - (size_t)on, "%s%s%s%s%s", no_compress ? " nocompress" : "",
+             no_netbuf ? " nonetbuf" : "", netbuf_plug ? " netbuf=plug" : "", no_disk ? " nodisk" : "",
+             blackhole ? " blackhole" : "");
     fprintf(stderr, "remus: protecting domain %s (%u) with a backup on '%s', a checkpoint every %u ms%s%s\n",
             e.name, e.domid, blackhole ? "/dev/null" : host, interval, witness ? ", witness " : "",
             witness ? witness : "");
+    if (fence && !blackhole)
+        fprintf(stderr, "remus: before a takeover the backup runs the fence command '%s' (at most %u s)%s\n", fence,
+                fence_timeout, witness ? " if the witness is silent"
+                : "; without a witness it powers this host off whenever the backup loses the stream, a cut "
+                  "link too");
     int fds[2] = { send_fd, recv_fd };
     int sock = control_send_fds(&ctx->paths, e.domid, opts, fds, 2, &ctx->log);
     /* The domain process has its own copies now: when it goes, the
@@ -433,7 +569,16 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
 int xl_remus_receive(struct xl_ctx *ctx, unsigned domid, const char *name, const char *options, int ack_fd)
 {
     char cmd[600];
-    snprintf(cmd, sizeof(cmd), "remus-secondary name=%s %s", name, options);
+    /* The backup's domain process keeps at most 399 bytes of it (after the
+     * command word): too long an option line must fail here, not lose its
+     * end there. */
+    int cl = snprintf(cmd, sizeof(cmd), "remus-secondary name=%s %s", name, options);
+    if (cl < 0 || (size_t)cl - strlen("remus-secondary ") >= 400) {
+        tlog_error(&ctx->log, "remus : the backup's options are too long (%d bytes; a long --fence command? put it "
+                   "in a script): %s", cl, options);
+        close(ack_fd);
+        return XL_FAILED;
+    }
     fprintf(stderr, "migration target: Remus backup of %s is domain %u; receiving checkpoints\n", name, domid);
     char reply[2048] = "";
     int rc = control_command_fds(&ctx->paths, domid, cmd, &ack_fd, 1, NULL, NULL, reply, sizeof(reply), &ctx->log);
@@ -453,6 +598,7 @@ int xl_remus_receive(struct xl_ctx *ctx, unsigned domid, const char *name, const
         return XL_OK;
     }
     if (strncmp(reply, "primary-alive ", 14) == 0) {
+        /* The witness answered, or the fence command failed: the reply says which. */
         tlog_error(&ctx->log, "remus : %s : NOT taking over (split brain avoided); the replica is destroyed",
                    reply + 14);
         return XL_FAILED;

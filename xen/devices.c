@@ -10,11 +10,14 @@
 #include <string.h>
 #include "devices.h"
 #include "domain.h"
+#include "netbuf_plug.h"
 
 static void mark_dirty(void *opaque, uint64_t gpa, uint64_t len)
 {
     domain_mark_dirty(opaque, gpa, len);
 }
+
+static void plug_destroy(struct domain *d);
 
 int devices_alloc(struct domain *d)
 {
@@ -62,6 +65,7 @@ void devices_destroy(struct domain *d)
     struct devices *devs = d->devs;
     if (!devs)
         return;
+    plug_destroy(d);   /* a PLUG session's ifbs and redirects go too */
     for (unsigned i = 0; i < devs->n; i++)
         virtio_dev_destroy(devs->dev[i]);
     pthread_mutex_destroy(&devs->net_lock);
@@ -121,8 +125,150 @@ void devices_unpause(struct domain *d)
 static bool is_net(const struct virtio_dev *v) { return v->device_id == VIRTIO_ID_NET; }
 static bool is_blk(const struct virtio_dev *v) { return v->device_id == VIRTIO_ID_BLOCK; }
 
+/* The PLUG backend's state for a domain that buffers with it (struct
+ * devices' net_plug).  plug_lock guards it and orders the barriers and
+ * releases with the epoch bookkeeping; it is held across the netlink
+ * requests (each a round trip of microseconds); when both are held
+ * (start), net_lock is taken first. */
+struct plug_session {
+    unsigned n;
+    struct netbuf_plug *vif[DOMAIN_MAX_VIFS];
+    struct netbuf_plug_epochs ep;
+    uint64_t max_backlog;
+};
+static pthread_mutex_t plug_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct plug_session *plug_find_locked(const struct devices *devs)
+{
+    return devs->net_plug;
+}
+
+static struct plug_session *plug_unlink_locked(struct devices *devs)
+{
+    struct plug_session *s = devs->net_plug;
+    devs->net_plug = NULL;
+    return s;
+}
+
+const char *domain_netbuf_backend_name(enum domain_netbuf_backend backend)
+{
+    return backend == DOMAIN_NETBUF_PLUG ? "plug" : backend == DOMAIN_NETBUF_VMM ? "vmm" : "?";
+}
+
+/* The last probe's answer (-1: none yet).  A probe costs tens of ms
+ * (devices made and deleted) and start_on runs in the paused guest's epoch
+ * 0: a caller that probed at start-up (for its log line) spares the guest
+ * that pause.  The kernel's abilities do not change under a running
+ * process, short of a module loaded meanwhile: probing again refreshes. */
+static int probe_cached = -1;
+static char probe_reason[256];
+
+bool domain_net_buffer_probe(char *reason, size_t len)
+{
+    char why[256];
+    bool ok = netbuf_plug_probe(why, sizeof(why));
+    pthread_mutex_lock(&plug_lock);
+    probe_cached = ok;
+    snprintf(probe_reason, sizeof(probe_reason), "%s", why);
+    pthread_mutex_unlock(&plug_lock);
+    if (reason && len)
+        snprintf(reason, len, "%s", why);
+    return ok;
+}
+
+/* Builds the plumbing on every vif; net_lock held, not buffering. */
+static int plug_start(struct domain *d, size_t max_bytes)
+{
+    struct devices *devs = d->devs;
+    char why[256];
+    pthread_mutex_lock(&plug_lock);
+    int known = probe_cached;
+    snprintf(why, sizeof(why), "%s", probe_reason);
+    pthread_mutex_unlock(&plug_lock);
+    if (known < 0)
+        known = domain_net_buffer_probe(why, sizeof(why));
+    if (!known) {
+        tlog_error(d->log, "output buffering with the plug qdisc is not available here: %s", why);
+        return -EOPNOTSUPP;
+    }
+    struct plug_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    size_t limit = max_bytes ? max_bytes : (size_t)DOMAIN_NET_BUFFER_DEFAULT;
+    char names[DOMAIN_MAX_VIFS * 40] = "";
+    int rc = 0;
+    for (unsigned i = 0; i < devs->n && !rc; i++) {
+        if (!is_net(devs->dev[i]))
+            continue;
+        char ifb[DOMAIN_IFNAME_MAX];
+        /* vifs come first, in devid order: s->n is the devid. */
+        snprintf(ifb, sizeof(ifb), "ifb%u.%u", d->domid, s->n);
+        const char *tap = virtio_net_ifname(devs->dev[i]);
+        rc = netbuf_plug_setup(&s->vif[s->n], tap, ifb, limit, "plug", why, sizeof(why));
+        if (rc) {
+            tlog_error(d->log, "output buffering (plug) on %s: %s", tap, why);
+            break;
+        }
+        if (why[0])
+            tlog_warn(d->log, "output buffering (plug) on %s: %s", tap, why);
+        size_t used = strlen(names);
+        snprintf(names + used, sizeof(names) - used, "%s%s -> %s", used ? ", " : "", tap, ifb);
+        s->n++;
+    }
+    if (rc) {
+        for (unsigned k = 0; k < s->n; k++)
+            netbuf_plug_teardown(s->vif[k], 0);
+        free(s);
+        return rc;
+    }
+    pthread_mutex_lock(&plug_lock);
+    devs->net_plug = s;
+    pthread_mutex_unlock(&plug_lock);
+    if (s->n)
+        tlog_info(d->log, "output buffering in the kernel (plug qdisc) on %u vif%s (%s), up to %zu bytes queued "
+                  "each, frames beyond that are dropped", s->n, s->n == 1 ? "" : "s", names, limit);
+    return 0;
+}
+
+/* Tears a session down: release = the held frames go out first. */
+static void plug_stop(const struct tlog *log, struct plug_session *s, bool release)
+{
+    uint64_t held = 0;
+    for (unsigned k = 0; k < s->n; k++) {
+        struct netbuf_plug_counters c;
+        char why[256];
+        if (!netbuf_plug_counters(s->vif[k], &c, why, sizeof(why)))
+            held += c.qlen;
+        if (release && netbuf_plug_release_indefinite(s->vif[k], why, sizeof(why)))
+            tlog_error(log, "output buffering (plug): %s: the frames it holds are lost", why);
+        netbuf_plug_teardown(s->vif[k], release ? 1000 : 0);
+    }
+    if (held)
+        tlog_info(log, "output buffering (plug) stopped: %" PRIu64 " held frames %s", held,
+                  release ? "sent" : "discarded");
+    free(s);
+}
+
+static void plug_destroy(struct domain *d)
+{
+    pthread_mutex_lock(&plug_lock);
+    struct plug_session *s = plug_unlink_locked(d->devs);
+    pthread_mutex_unlock(&plug_lock);
+    if (s)
+        plug_stop(d->log, s, false);
+}
+
 int domain_net_buffer_start(struct domain *d, size_t max_bytes)
 {
+    return domain_net_buffer_start_on(d, max_bytes, DOMAIN_NETBUF_VMM);
+}
+
+int domain_net_buffer_start_on(struct domain *d, size_t max_bytes, enum domain_netbuf_backend backend)
+{
+    if (backend != DOMAIN_NETBUF_VMM && backend != DOMAIN_NETBUF_PLUG) {
+        tlog_error(d->log, "output buffering: unknown backend %d", (int)backend);
+        return -EINVAL;
+    }
     struct devices *devs = d->devs;
     if (!devs)
         return 0;
@@ -133,6 +279,15 @@ int domain_net_buffer_start(struct domain *d, size_t max_bytes)
     }
     int rc = 0;
     unsigned started = 0;
+    if (backend == DOMAIN_NETBUF_PLUG) {
+        rc = plug_start(d, max_bytes);
+        if (!rc) {
+            devs->net_buffering = true;
+            devs->net_open_epoch = 1;
+        }
+        pthread_mutex_unlock(&devs->net_lock);
+        return rc;
+    }
     for (unsigned i = 0; i < devs->n && !rc; i++) {
         if (!is_net(devs->dev[i]))
             continue;
@@ -169,6 +324,19 @@ uint64_t domain_net_buffer_mark(struct domain *d)
                 virtio_net_buffer_mark(devs->dev[i], devs->net_open_epoch);
     }
     pthread_mutex_unlock(&devs->net_lock);
+    if (closed) {
+        pthread_mutex_lock(&plug_lock);
+        struct plug_session *s = plug_find_locked(devs);
+        /* A barrier that fails leaves the epoch's frames with the next
+         * one: held longer, never let out early. */
+        if (s && netbuf_plug_epochs_mark(&s->ep, closed))
+            for (unsigned k = 0; k < s->n; k++) {
+                char why[256];
+                if (netbuf_plug_barrier(s->vif[k], why, sizeof(why)))
+                    tlog_error(d->log, "output buffering (plug), epoch %" PRIu64 ": %s", closed, why);
+            }
+        pthread_mutex_unlock(&plug_lock);
+    }
     return closed;
 }
 
@@ -185,6 +353,22 @@ void domain_net_buffer_release(struct domain *d, uint64_t epoch)
         return;
     if (epoch > last_closed)
         epoch = last_closed;   /* the open epoch has no ack yet, whatever the caller says */
+    pthread_mutex_lock(&plug_lock);
+    struct plug_session *s = plug_find_locked(devs);
+    if (s) {
+        /* Release is cumulative (epochs <= epoch); the qdisc's release_one
+         * lets out what lies before the one barrier it holds. */
+        if (netbuf_plug_epochs_release(&s->ep, epoch))
+            for (unsigned k = 0; k < s->n; k++) {
+                char why[256];
+                if (netbuf_plug_release_one(s->vif[k], why, sizeof(why)))
+                    tlog_error(d->log, "output buffering (plug), release of epoch %" PRIu64 ": %s",
+                               s->ep.released, why);
+            }
+        pthread_mutex_unlock(&plug_lock);
+        return;
+    }
+    pthread_mutex_unlock(&plug_lock);
     /* The device list is fixed for the domain's life: no lock needed. */
     for (unsigned i = 0; i < devs->n; i++)
         if (is_net(devs->dev[i]))
@@ -202,6 +386,13 @@ void domain_net_buffer_stop(struct domain *d, bool release)
     pthread_mutex_unlock(&devs->net_lock);
     if (!was_on)
         return;
+    pthread_mutex_lock(&plug_lock);
+    struct plug_session *s = plug_unlink_locked(devs);
+    pthread_mutex_unlock(&plug_lock);
+    if (s) {
+        plug_stop(d->log, s, release);
+        return;
+    }
     for (unsigned i = 0; i < devs->n; i++)
         if (is_net(devs->dev[i]))
             virtio_net_buffer_stop(devs->dev[i], release);
@@ -213,6 +404,28 @@ void domain_net_buffer_stats(struct domain *d, struct domain_net_buffer_stats *o
     struct devices *devs = d->devs;
     if (!devs)
         return;
+    pthread_mutex_lock(&plug_lock);
+    struct plug_session *s = plug_find_locked(devs);
+    if (s) {
+        for (unsigned k = 0; k < s->n; k++) {
+            struct netbuf_plug_counters c;
+            char why[256];
+            if (netbuf_plug_counters(s->vif[k], &c, why, sizeof(why))) {
+                tlog_warn(d->log, "output buffering (plug): %s", why);
+                continue;
+            }
+            out->held_frames += c.qlen;
+            out->held_bytes += c.backlog;
+            out->released_frames += c.sent;
+            out->dropped += c.drops;
+        }
+        if (out->held_bytes > s->max_backlog)
+            s->max_backlog = out->held_bytes;
+        out->max_held_bytes = s->max_backlog;
+        pthread_mutex_unlock(&plug_lock);
+        return;
+    }
+    pthread_mutex_unlock(&plug_lock);
     for (unsigned i = 0; i < devs->n; i++)
         if (is_net(devs->dev[i]))
             virtio_net_buffer_add_stats(devs->dev[i], out);

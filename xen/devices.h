@@ -106,6 +106,7 @@ struct devices {
     pthread_mutex_t net_lock, disk_lock;
     bool net_buffering;
     uint64_t net_open_epoch;       /* the epoch frames go into now */
+    struct plug_session *net_plug; /* buffering in the kernel (devices.c), or NULL */
 };
 
 /* An empty device list for d (devices_create's first step; tests that

@@ -584,23 +584,46 @@ static int open_witness(struct domproc *dp, const char *spec, char *why, size_t 
         snprintf(dp->witness_name, sizeof(dp->witness_name), "%s", dp->a->config.name);
         return 0;   /* already answering there */
     }
+    /* "A.B.C.D:PORT" or "[IPv6]:PORT", numeric: xl remus resolved the
+     * operator's spec (remus_witness_parse) and sends the address. */
     char host[64];
-    const char *colon = strrchr(spec, ':');
+    const char *h = spec, *colon = strrchr(spec, ':');
+    size_t hl = colon ? (size_t)(colon - spec) : 0;
+    if (spec[0] == '[' && colon && colon > spec && colon[-1] == ']') {
+        h = spec + 1;
+        hl -= 2;
+    }
     char *end;
     unsigned long port = colon ? strtoul(colon + 1, &end, 10) : 0;
-    if (!colon || (size_t)(colon - spec) >= sizeof(host) || !port || port > 65535 || *end) {
-        snprintf(why, why_len, "witness '%.100s' is not ADDR:PORT", spec);
+    if (!colon || !hl || hl >= sizeof(host) || !port || port > 65535 || *end) {
+        snprintf(why, why_len, "witness '%.100s' is not ADDR:PORT or [IPv6-ADDR]:PORT", spec);
         return -EINVAL;
     }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        snprintf(why, why_len, "witness address '%.64s' is not an IPv4 address", host);
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (h == spec && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        sl = sizeof(*sin);
+    } else if (h != spec && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        sl = sizeof(*sin6);
+    } else {
+        snprintf(why, why_len, "witness address '%.64s' is not an %s address", host, h == spec ? "IPv4" : "IPv6");
         return -EINVAL;
     }
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd >= 0 && ss.ss_family == AF_INET6) {
+        int one = 1;   /* that address only, not its v4-mapped twin */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) < 0) {
         int err = errno;
         snprintf(why, why_len, "witness %.100s: %s", spec, strerror(err));
         if (fd >= 0)
@@ -624,7 +647,7 @@ static void answer_witness(struct domproc *dp)
 {
     for (;;) {
         char buf[200], out[260];
-        struct sockaddr_in from;
+        struct sockaddr_storage from;   /* IPv4 or IPv6 */
         socklen_t fl = sizeof(from);
         ssize_t n = recvfrom(dp->witness_fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
         if (n <= 0)
@@ -676,6 +699,12 @@ static bool start_remus_job(struct domproc *dp, struct client *c, enum job_kind 
     }
     if (j->running) {
         reply(c, EBUSY, "%s", j->kind == JOB_SAVE ? "a save is in progress" : "Remus is already running");
+        return false;
+    }
+    /* A cut options line would drop the options at its end (a fence
+     * command, a witness) without a word: refuse it instead. */
+    if (strlen(options) >= sizeof(j->options)) {
+        reply(c, E2BIG, "remus options longer than %zu bytes", sizeof(j->options) - 1);
         return false;
     }
     memset(j, 0, sizeof(*j));
@@ -804,8 +833,7 @@ static void finish_remus_secondary(struct domproc *dp)
         if (j->client)
             reply(j->client, 0, "stopped %s", j->summary);
     } else if (j->rc == DOMPROC_REMUS_PRIMARY_ALIVE) {
-        tlog_error(&dp->log, "remus: lost the stream but the witness says the primary is alive (%s): NOT taking "
-                   "over; destroying the replica", j->summary);
+        tlog_error(&dp->log, "remus: lost the stream, NOT taking over (%s); destroying the replica", j->summary);
         if (j->client)
             reply(j->client, 0, "primary-alive %s", j->summary);
     } else {

@@ -10,10 +10,26 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include "tandem/log.h"
 #include "tandem/xen.h"
 
 #define REMUS_DEFAULT_INTERVAL_MS 200u
+/* The backup's fence command (xl remus --fence) may take this long. */
+#define REMUS_FENCE_DEFAULT_TIMEOUT_S 30u
+#define REMUS_FENCE_MAX_TIMEOUT_S 3600u
+/* Until epoch 0 commits the backup waits at least this long for the
+ * primary's next record (ssh start-up, a big guest's initial copy). */
+#define REMUS_FIRST_BYTE_TIMEOUT_MS 60000u
+
+/* The witness address of xl remus --witness: "A.B.C.D:PORT",
+ * "[IPv6]:PORT" or "HOST:PORT" (HOST resolved now, its first address).
+ * 0, or -EINVAL with the reason in why. */
+int remus_witness_parse(const char *spec, struct sockaddr_storage *sa, socklen_t *sa_len, char *why,
+                        size_t why_len);
+/* The numeric form of a parsed witness ("A.B.C.D:PORT", "[IPv6]:PORT"):
+ * what the primary binds and the backup probes.  -E2BIG, -EINVAL. */
+int remus_witness_format(const struct sockaddr_storage *sa, char *buf, size_t len);
 
 struct remus_epoch_stats {
     uint64_t epoch;          /* 1, 2, ... (0 = the initial live migration's checkpoint) */
@@ -31,6 +47,7 @@ struct remus_opts {
     unsigned interval_ms;        /* -i; 0 = REMUS_DEFAULT_INTERVAL_MS */
     bool compress;               /* XOR/RLE delta pages; -u turns it off */
     bool net_buffer;             /* output commit; -n (with -F) turns it off */
+    enum domain_netbuf_backend net_backend; /* where output is held (--netbuf); 0 = VMM */
     bool disk_replication;       /* -d (with -F) turns it off */
     bool blackhole;              /* -b (with -F): out_fd is /dev/null, no acks (in_fd ignored) */
     unsigned timeout_ms;         /* no ack for this long: the secondary is lost
@@ -68,10 +85,13 @@ int remus_primary_run(struct domain *d, int out_fd, int in_fd, const struct remu
 struct remus_secondary_opts {
     unsigned timeout_ms;         /* no complete epoch and no bytes for this long: the primary
                                   * is gone (0 = 1000) */
+    unsigned first_timeout_ms;   /* until epoch 0 commits, between records
+                                  * (0 = max(REMUS_FIRST_BYTE_TIMEOUT_MS, timeout)) */
     bool compress;               /* accept the delta record */
-    /* Split-brain guard: before taking over, ask the witness whether the
-     * primary still lives (NULL = trust the stream alone, documented as
-     * unsafe without an independent path).  Returns true if alive. */
+    /* Split-brain guard, asked once before taking over: true forbids the
+     * takeover (the witness says the primary lives, or the fence command
+     * could not fence it); NULL = trust the stream alone, documented as
+     * unsafe without an independent path. */
     bool (*primary_alive)(void *opaque);
     void *opaque;
     void (*on_epoch)(void *opaque, uint64_t epoch);   /* after each commit */
@@ -90,15 +110,15 @@ struct remus_secondary_summary {
 /* remus_secondary_run's results (the values of xen.h's enum domproc_remus_end). */
 #define REMUS_SECONDARY_STOPPED       0   /* END records: the caller destroys the replica */
 #define REMUS_SECONDARY_FAILOVER      1   /* the primary is gone: resume the replica */
-#define REMUS_SECONDARY_PRIMARY_ALIVE 2   /* the stream broke but the witness says the primary
-                                           * runs: no takeover */
+#define REMUS_SECONDARY_PRIMARY_ALIVE 2   /* the stream broke but primary_alive forbids a
+                                           * takeover */
 
 /* Secondary.  Reads the initial image and then epochs into d (built for
  * restore, paused throughout); applies an epoch only when it is whole and
  * valid, then acks it on ack_fd.  Returns when the stream ends: 0 for a
  * clean END, 1 when the primary is gone and the caller must fail over (d
- * holds the last committed epoch), 2 when the witness says the primary
- * still runs, -errno when not even epoch 0 committed (nothing to fail over
+ * holds the last committed epoch), 2 when primary_alive forbids the
+ * takeover, -errno when not even epoch 0 committed (nothing to fail over
  * to). */
 int remus_secondary_run(struct domain *d, int in_fd, int ack_fd, const struct remus_secondary_opts *o,
                         struct remus_secondary_summary *sum, const struct tlog *log);

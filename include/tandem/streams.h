@@ -363,6 +363,10 @@ void stream_reader_free(struct stream_reader *r);
 /* Sets the bound for pfns once it is known, e.g. after the xl header's
  * config has made the domain. */
 void stream_reader_set_max_pfn(struct stream_reader *r, uint64_t max_pfn);
+/* Changes the wait for bytes (opts.timeout_ms; 0 = wait for ever) from the
+ * next read on, e.g. a long one until a Remus replica first commits and
+ * the per-epoch one after. */
+void stream_reader_set_timeout(struct stream_reader *r, unsigned timeout_ms);
 /* Reads and validates the next header or record.  Optional records (bit
  * 31) are skipped with a note in the log.  After the record with .last,
  * further reads fail with -ENODATA. */

@@ -330,6 +330,31 @@ int domain_set_device_state(struct domain *d, const uint8_t *blob, size_t len, c
  * start.  -EBUSY if already buffering.  A domain without vifs: 0. */
 #define DOMAIN_NET_BUFFER_DEFAULT (16u << 20)
 int domain_net_buffer_start(struct domain *d, size_t max_bytes);
+/* Where the frames are held.  VMM (the default, what domain_net_buffer_start
+ * does): in the vif, as above.  PLUG: in the kernel, as Xen's Remus does
+ * it: the tap's ingress is redirected to an ifb (ifb<domid>.<devid>)
+ * whose root qdisc is `plug`; mark puts a barrier in each plug queue,
+ * release lets a closed epoch's frames out (release_one), stop(true)
+ * opens the queues for good (release_indefinite) before removing it all,
+ * stop(false) removes it all and the held frames with it.  VMM is the
+ * default because it has back-pressure: at max_bytes the guest waits and
+ * no frame is lost; the plug qdisc drops what goes beyond max_bytes (the
+ * guest's TCP retransmits, its UDP is lost), and it holds one barrier
+ * only, so when acks lag more than an interval the epochs closed meanwhile
+ * go out together with a later one (later than necessary, never early).
+ * PLUG needs sch_plug and ifb in the kernel: when domain_net_buffer_probe
+ * says no, start_on logs why and returns -EOPNOTSUPP; any other failure
+ * while building leaves nothing behind. */
+enum domain_netbuf_backend { DOMAIN_NETBUF_VMM, DOMAIN_NETBUF_PLUG };
+int domain_net_buffer_start_on(struct domain *d, size_t max_bytes, enum domain_netbuf_backend backend);
+/* Whether this kernel can do PLUG (it builds and deletes a throw-away
+ * tap, ifb and qdiscs, tens of ms; nothing stays): true, or false with
+ * the reason in reason ("no plug qdisc in this kernel ..."), for start-up
+ * lines and diagnostics.  start_on(PLUG) uses the last answer (probing
+ * itself only if none was asked for): probe before the guest is paused.
+ * "vmm" / "plug", for logs. */
+bool domain_net_buffer_probe(char *reason, size_t len);
+const char *domain_netbuf_backend_name(enum domain_netbuf_backend backend);
 /* Called with the domain paused at a checkpoint: closes the open epoch
  * (frames held so far belong to it) and returns its number (1, 2, ...);
  * 0 when not buffering. */
@@ -343,8 +368,16 @@ void domain_net_buffer_release(struct domain *d, uint64_t epoch);
 void domain_net_buffer_stop(struct domain *d, bool release);
 /* Summed over the vifs: frames and bytes held now, frames released to the
  * tap so far, the high-water marks of held bytes, how often a vif stalled
- * its transmit queue at max_bytes. */
-struct domain_net_buffer_stats { uint64_t held_frames, held_bytes, released_frames, max_held_bytes, stalls; };
+ * its transmit queue at max_bytes, frames dropped (VMM: never).  PLUG: the
+ * plug qdiscs' own counters, read from the kernel at each call (a netlink
+ * dump): held_* are what is queued now, released_frames what has left the
+ * queues, which trails a release by the time the kernel takes to send
+ * (so a count taken right after a release may miss some of its frames);
+ * max_held_bytes is the highest backlog a call saw, not a true high-water
+ * mark; stalls is 0 (the qdisc never stalls the guest, it drops). */
+struct domain_net_buffer_stats {
+    uint64_t held_frames, held_bytes, released_frames, max_held_bytes, stalls, dropped;
+};
 void domain_net_buffer_stats(struct domain *d, struct domain_net_buffer_stats *out);
 
 /* Disk replication.  Tracking records which 4 KiB blocks of each disk the
@@ -412,7 +445,8 @@ enum domproc_remus_end {
     DOMPROC_REMUS_STOPPED = 0,     /* the primary ended protection: destroy the replica */
     DOMPROC_REMUS_FAILOVER = 1,    /* the primary is gone: resume the replica */
     DOMPROC_REMUS_PRIMARY_ALIVE = 2, /* the stream broke but the witness says the primary
-                                      * runs: no takeover, destroy the replica */
+                                      * runs, or fencing it failed: no takeover, destroy
+                                      * the replica */
 };
 /* The witness (xl remus --witness ADDR:PORT): the primary's domain
  * process answers UDP datagrams "<PROBE> <name> <nonce>" on ADDR:PORT with

@@ -15,8 +15,18 @@
 #    is SIGKILLed: kv runs on, B says it is unprotected (xl list, xl remus's
 #    output and exit status), the client still gets answers.
 # 3. The link is cut.  kv is protected to A again; the link between A and B
-#    goes down while the witness (B's LAN address) stays reachable: A does
-#    NOT take over (its replica goes away), kv runs on on B, unprotected.
+#    goes down while the witness (B's LAN address, IPv6 where the kernel
+#    has it) stays reachable: A does NOT take over (its replica goes away),
+#    and does not run its fence command either; kv runs on on B,
+#    unprotected.
+# 4. Both paths are down, fencing fails.  kv is protected to A with the
+#    witness on B's end of the replication link (so the cut silences it
+#    too) and a --fence script that exits 1: A does NOT take over, and says
+#    why with the script's status and last stderr line.
+# 5. Both paths are down, fencing succeeds.  As 4 with a --fence script
+#    that kills B's domain process ("powers B off") and exits 0: A takes
+#    kv over, and the client gets answers from A.
+# The verify guest of 1 has 2 vCPUs (dirty pages from both, one replica).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/hosts.sh"
 require_kvm
@@ -54,7 +64,7 @@ truncate -s 16M "$img_b"     # the backup's image: sparse, as the devices expect
 kvcfg=$(h_write_cfg A kv.cfg kv "workload=kv ip=$ip/24" "vif = [ 'bridge=xenbr0' ]")
 dcfg=$(h_write_cfg A d.cfg d "workload=disklog rate=100" "disk = [ 'format=raw,vdev=xvda,access=rw,target=$img_a' ]")
 dcfg_b=$(h_write_cfg A d-b.cfg d "workload=disklog rate=100" "disk = [ 'format=raw,vdev=xvda,access=rw,target=$img_b' ]")
-vcfg=$(h_write_cfg A v.cfg v "workload=verify wss=16")
+vcfg=$(h_write_cfg A v.cfg v "workload=verify wss=16" "vcpus = 2")
 for c in "$kvcfg" "$dcfg" "$vcfg"; do on A xl create -q "$c" || fail "xl create $c"; done
 for g in kv d v; do wait_for 20 h_has_status_lines A $g 2 || fail "$g prints no status lines"; done
 client ping -c 1 -W 5 "$ip" >/dev/null || fail "the kv guest does not answer ping"
@@ -73,6 +83,7 @@ is_protection() { [ "$(protection "$1" "$2")" = "$3" ]; }
 
 # remus FROM TO NAME WITNESS-ADDR PORT INTERVAL [xl remus options]: start
 # xl remus in the background; its output in $WORK/remus-NAME-N.out.
+# WITNESS-ADDR is "[ADDR]" for IPv6.
 REMUS_N=0
 remus() {
     local from=$1 to=$2 name=$3 waddr=$4 wport=$5 iv=$6; shift 6
@@ -176,7 +187,26 @@ h_domain_gone A kv--incoming || fail "A still lists the killed replica"
 log "backup killed: $(grep -a 'LOST THE BACKUP' "$out_kv" | head -n 1)"
 
 # ---- 3. The replication link is cut, the witness is reachable -------------
-remus B A kv "$WITNESS_B" 7212 100; out_kv=$REMUS_OUT pid_kv=$REMUS_PID
+# The fence scripts (run on A, the backup, by its domain process): the
+# first records that it ran and fails as a PDU that does not answer would;
+# the second "powers the primary off" (kills the domain process whose pid
+# is in $WORK/primary.pid) and succeeds.
+printf '%s\n' '#!/bin/sh' \
+    "echo \"\$1 domain=\$TANDEM_DOMAIN primary=\$TANDEM_PRIMARY\" >'$WORK/fence-fail.ran'" \
+    'echo "fence: the PDU at $TANDEM_PRIMARY does not answer" >&2' 'exit 1' >"$WORK/fence-fail.sh"
+printf '%s\n' '#!/bin/sh' \
+    "echo \"domain=\$TANDEM_DOMAIN primary=\$TANDEM_PRIMARY\" >'$WORK/fence-ok.ran'" \
+    "kill -KILL \"\$(cat '$WORK/primary.pid')\" || exit 3" 'echo "fence: $TANDEM_PRIMARY is off"' >"$WORK/fence-ok.sh"
+chmod +x "$WORK/fence-fail.sh" "$WORK/fence-ok.sh"
+# An IPv6 witness where the namespaces have IPv6 (nodad: usable at once).
+w3=$WITNESS_B
+if on B ip -6 addr add fd99::202/64 dev xenbr0 nodad 2>/dev/null &&
+    on A ip -6 addr add fd99::201/64 dev xenbr0 nodad 2>/dev/null && on A ping -6 -c 1 -W 2 fd99::202 >/dev/null 2>&1; then
+    w3="[fd99::202]"
+else
+    log "no IPv6 in the test namespaces: part 3's witness is IPv4"
+fi
+remus B A kv "$w3" 7212 100 --fence "$WORK/fence-fail.sh part3"; out_kv=$REMUS_OUT pid_kv=$REMUS_PID
 wait_protected B kv "$out_kv"
 wait_for 10 is_protection A kv--incoming backup || fail "A has no backup of kv: $(on A xl list 2>&1)"
 sleep 1
@@ -187,6 +217,9 @@ wait_for 20 h_domain_gone A kv--incoming || fail "A's replica is still there aft
 h_domain_exists A kv && fail "A took kv over although its primary runs (split brain)"
 grep -aq "NOT taking over" "$(host_dir A)/log/xl-kv--incoming.log" ||
     fail "A's log does not say why it did not take over: $(tail -n 5 "$(host_dir A)/log/xl-kv--incoming.log")"
+grep -aqF "witness $w3:7212 says the primary is ALIVE" "$(host_dir A)/log/xl-kv--incoming.log" ||
+    fail "A's log does not have the witness $w3 answering: $(grep -a witness "$(host_dir A)/log/xl-kv--incoming.log")"
+[ ! -e "$WORK/fence-fail.ran" ] || fail "A ran its fence command although the witness answered: $(cat "$WORK/fence-fail.ran")"
 h_domain_exists B kv || fail "kv is gone from B after the cut"
 [ "$(h_domain_state B kv | cut -c3)" != p ] || fail "kv is paused on B after the cut"
 wait $pid_kv; rc=$?
@@ -194,4 +227,50 @@ wait $pid_kv; rc=$?
 on B ip link set to-A up
 out=$(client python3 "$KV" "$ip" incr k1 20) || fail "kv does not answer after the cut: $out"
 log "link cut: $(grep -a 'NOT taking over' "$(host_dir A)/log/xl-kv--incoming.log" | tail -n 1 | sed 's/.*remus: //')"
-log "PASS: failover of kv, disklog and verify guests with no answered increment lost; backup death and a cut link leave the primary running unprotected, no split brain"
+
+# ---- 4. Link and witness cut, the fence command fails ---------------------
+# The witness on B's end of the replication link: the cut silences it too
+# (both paths down, B alive).  A fence command with words in quotes, as an
+# operator would write it, through the ssh-like transport's second shell.
+wlink=$(link_addr B A)
+alog=$(host_dir A)/log/xl-kv--incoming.log
+remus B A kv "$wlink" 7213 100 --fence "'$WORK/fence-fail.sh' 'part 4'" --fence-timeout 10
+out_kv=$REMUS_OUT pid_kv=$REMUS_PID
+wait_protected B kv "$out_kv"
+wait_for 10 is_protection A kv--incoming backup || fail "A has no backup of kv: $(on A xl list 2>&1)"
+grep -q "fence command" "$out_kv" || fail "xl remus does not mention the fence command: $(cat "$out_kv")"
+on B ip link set to-A down
+wait_for 20 h_domain_gone A kv--incoming || fail "A's replica is still there after the cut: $(on A xl list)"
+h_domain_exists A kv && fail "A took kv over although fencing failed (split brain)"
+grep -aqF "exited with status 1 (last stderr: fence: the PDU at $wlink does not answer)" "$alog" ||
+    fail "A's log does not say that fencing failed and why: $(grep -a 'remus' "$alog" | tail -n 5)"
+grep -aq "FENCING FAILED" "$alog" || fail "A's log does not say FENCING FAILED: $(tail -n 5 "$alog")"
+[ "$(cat "$WORK/fence-fail.ran" 2>/dev/null)" = "part 4 domain=kv primary=$wlink" ] ||
+    fail "the fence command did not run as expected: $(cat "$WORK/fence-fail.ran" 2>&1)"
+h_domain_exists B kv || fail "kv is gone from B after the cut"
+wait $pid_kv; rc=$?
+[ $rc = 1 ] || fail "xl remus exited $rc after the cut, not 1: $(cat "$out_kv")"
+on B ip link set to-A up
+log "fencing failed: $(grep -a 'FENCING FAILED' "$alog" | tail -n 1 | sed 's/.*remus: //')"
+
+# ---- 5. Link and witness cut, the fence command powers B off ---------------
+remus B A kv "$wlink" 7214 100 --fence "$WORK/fence-ok.sh"; out_kv=$REMUS_OUT pid_kv=$REMUS_PID
+wait_protected B kv "$out_kv"
+wait_for 10 is_protection A kv--incoming backup || fail "A has no backup of kv: $(on A xl list 2>&1)"
+h_domain_pid B kv >"$WORK/primary.pid"
+out=$(client python3 "$KV" "$ip" incr k2 10) || fail "kv does not answer before the fenced failover: $out"
+on B ip link set to-A down
+wait_for 30 h_domain_exists A kv || fail "A did not take kv over after fencing B: $(on A xl list 2>&1; tail -n 5 "$alog")"
+# (the killed process may take a moment to be gone from B's list)
+wait_for 10 h_domain_gone B kv || fail "kv still runs on B after the fence command succeeded"
+[ "$(cat "$WORK/fence-ok.ran" 2>/dev/null)" = "domain=kv primary=$wlink" ] ||
+    fail "the fence command did not run as expected: $(cat "$WORK/fence-ok.ran" 2>&1)"
+grep -aq "fence command succeeded" "$alog" || fail "A's log does not say fencing succeeded: $(tail -n 5 "$alog")"
+grep -aq "failover: primary lost after .*fenced by the fence command" "$alog" ||
+    fail "A's failover line does not say it fenced: $(grep -a failover "$alog")"
+out=$(client python3 "$KV" "$ip" incr k2 10) || fail "kv does not answer on A after the fenced failover: $out"
+wait $pid_kv; rc=$?
+[ $rc = 1 ] || fail "xl remus exited $rc after its primary was fenced, not 1: $(cat "$out_kv")"
+on B ip link set to-A up
+log "fenced failover: $(grep -a 'failover:' "$alog" | tail -n 1 | sed 's/.*failover: //')"
+log "PASS: failover of kv, disklog and a 2-vCPU verify guest with no answered increment lost; backup death and a cut link leave the primary running unprotected, no split brain; with both paths cut a failing fence command stops the takeover and a succeeding one allows it"
