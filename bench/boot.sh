@@ -14,14 +14,9 @@
 # QEMU is the peer when qemu-system-x86_64 is installed (apt-get install
 # qemu-system-x86); it is not installed by the build or by CI.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-prefix=${1:-$top/build/prefix}
-runs=${2:-5}
-xl=$prefix/sbin/xl
-kernel=$prefix/share/tandem/guests/tandem-guest
+. "$(dirname "$0")/bench-lib.sh"
+bench_init bench RUNS 5 "$@"
 mem_mb=128
-[ -x "$xl" ] && [ -r "$kernel" ] || { echo "bench: build first (./quickstart build)" >&2; exit 1; }
-[ -c /dev/kvm ] || { echo "bench: /dev/kvm is missing" >&2; exit 1; }
 
 now_ns() { date +%s%N; }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
@@ -45,7 +40,7 @@ wait_line() {   # wait_line FILE PATTERN: until a console line matches (20 s)
 }
 
 export TANDEM_STATE_DIR=$(mktemp -d /tmp/tandem-bench.XXXXXX)
-cleanup() { "$xl" destroy bench >/dev/null 2>&1 || true; pkill -f "tandem-bench-qemu" 2>/dev/null || true; rm -rf "$TANDEM_STATE_DIR"; }
+cleanup() { "$XL" destroy bench >/dev/null 2>&1 || true; pkill -f "tandem-bench-qemu" 2>/dev/null || true; rm -rf "$TANDEM_STATE_DIR"; }
 trap cleanup EXIT
 cat >"$TANDEM_STATE_DIR/bench.cfg" <<CFG
 name = "bench"
@@ -72,14 +67,14 @@ report() {   # report NAME: prints the medians, sets m_boot m_status m_ovh
         "$1" "$m_boot" "$m_status" "$m_ovh" "$runs"
 }
 
-tandem_pid() { "$xl" list -l bench | sed -n 's/^ *"pid": *\([0-9]*\).*/\1/p' | head -1; }
+tandem_pid() { "$XL" list -l bench | sed -n 's/^ *"pid": *\([0-9]*\).*/\1/p' | head -1; }
 boot=(); status=(); ovh=()
 for i in $(seq "$runs"); do
     rm -f "$TANDEM_STATE_DIR/console/bench.log"
     s=$(now_ns)
-    "$xl" create -q "$TANDEM_STATE_DIR/bench.cfg"
+    "$XL" create -q "$TANDEM_STATE_DIR/bench.cfg"
     record "$TANDEM_STATE_DIR/console/bench.log" "$s" tandem_pid
-    "$xl" destroy bench
+    "$XL" destroy bench
 done
 report tandem
 t_boot=$m_boot t_status=$m_status t_ovh=$m_ovh

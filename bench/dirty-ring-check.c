@@ -33,69 +33,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "domain.h"          /* xen/, internal: domain_create, guest memory */
 #include "tandem/xen.h"
+#include "guest-watch.h"
 
 #ifndef BENCH_GUEST_KERNEL
 #define BENCH_GUEST_KERNEL "tests/guests/tandem-guest"
 #endif
-
-struct watch {
-    pthread_mutex_t lock;
-    char line[1024];
-    size_t len;
-    unsigned long long seq;
-    char problem[1024];
-};
-
-static void on_console(void *opaque, uint8_t byte)
-{
-    struct watch *w = opaque;
-    pthread_mutex_lock(&w->lock);
-    if (byte != '\n') {
-        if (w->len < sizeof(w->line) - 1)
-            w->line[w->len++] = (char)byte;
-    } else {
-        w->line[w->len] = '\0';
-        w->len = 0;
-        if (strncmp(w->line, "TANDEM-GUEST seq=", 17) == 0)
-            w->seq = strtoull(w->line + 17, NULL, 10);
-        else if (strncmp(w->line, "TANDEM-GUEST panic", 18) == 0 && !w->problem[0])
-            snprintf(w->problem, sizeof(w->problem), "%s", w->line + 13);
-    }
-    pthread_mutex_unlock(&w->lock);
-}
-
-static void on_end(void *opaque, enum domain_end end, const char *reason)
-{
-    struct watch *w = opaque;
-    (void)end;
-    pthread_mutex_lock(&w->lock);
-    snprintf(w->problem, sizeof(w->problem), "the domain ended: %s", reason);
-    pthread_mutex_unlock(&w->lock);
-}
-
-static void log_stderr(void *opaque, enum tlog_level level, const char *msg)
-{
-    (void)opaque;
-    fprintf(stderr, "dirty-ring-check: %s%s\n", level >= TLOG_ERROR ? "error: " : "", msg);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
 
 struct opts {
     const char *kernel;
@@ -103,23 +48,6 @@ struct opts {
     unsigned long rate;
     enum domain_logdirty_mode mode;
 };
-
-static int wait_seq(struct watch *w, unsigned long long seq, int seconds)
-{
-    int64_t end = now_ns() + seconds * 1000000000LL;
-    for (;;) {
-        pthread_mutex_lock(&w->lock);
-        bool done = w->seq >= seq, bad = w->problem[0] != 0;
-        pthread_mutex_unlock(&w->lock);
-        if (bad)
-            return -EIO;
-        if (done)
-            return 0;
-        if (now_ns() > end)
-            return -ETIMEDOUT;
-        usleep(20000);
-    }
-}
 
 /* Copies the pages set in `bitmap` from guest RAM into the shadow. */
 static void copy_dirty(struct domain *d, uint8_t **shadow, const uint64_t *bitmap, size_t words)
@@ -158,8 +86,10 @@ static uint64_t compare_all(struct domain *d, uint8_t **shadow, unsigned epoch, 
 
 static int run(const struct opts *o, const struct tlog *log)
 {
-    struct watch w = { .len = 0 };
-    pthread_mutex_init(&w.lock, NULL);
+    struct guest_watch w;
+    /* Only a panic or the domain's end fails the run: a guest warning does
+     * not make the comparison of RAM with the shadow wrong. */
+    guest_watch_init(&w, false);
     struct domain_config c;
     domain_config_init(&c);
     snprintf(c.name, sizeof(c.name), "dirty-ring-check");
@@ -172,7 +102,7 @@ static int run(const struct opts *o, const struct tlog *log)
     struct domain *d = NULL;
     uint8_t *shadow[2] = { NULL, NULL };
     uint64_t *bitmap = NULL;
-    int rc = domain_create(&d, &c, false, NULL, on_end, on_console, &w, log);
+    int rc = domain_create(&d, &c, false, NULL, guest_watch_end, guest_watch_console, &w, log);
     if (rc) {
         fprintf(stderr, "dirty-ring-check: domain_create: %s\n", strerror(-rc));
         return 3;
@@ -187,7 +117,7 @@ static int run(const struct opts *o, const struct tlog *log)
     if ((rc = domain_start_vcpus(d)))
         goto out;
     domain_unpause(d);
-    if ((rc = wait_seq(&w, 2, 60))) {
+    if ((rc = guest_watch_wait_seq(&w, 2, 60, NULL, 0))) {
         fprintf(stderr, "dirty-ring-check: the guest did not start: %s\n", w.problem[0] ? w.problem : strerror(-rc));
         goto out;
     }
@@ -218,12 +148,12 @@ static int run(const struct opts *o, const struct tlog *log)
     int64_t pause_ns = 0;
     for (unsigned e = 1; e <= o->epochs; e++) {
         domain_unpause(d);
-        sleep_ms(o->interval_ms);
-        int64_t t0 = now_ns();
+        bench_sleep_ms(o->interval_ms);
+        int64_t t0 = bench_now_ns();
         domain_pause(d);
         uint64_t count = 0;
         rc = domain_logdirty_harvest(d, bitmap, &count);
-        pause_ns += now_ns() - t0;
+        pause_ns += bench_now_ns() - t0;
         if (rc) {
             fprintf(stderr, "dirty-ring-check: epoch %u: %s\n", e, strerror(-rc));
             domain_unpause(d);
@@ -260,7 +190,7 @@ out:
     free(bitmap);
     free(shadow[0]);
     free(shadow[1]);
-    pthread_mutex_destroy(&w.lock);
+    guest_watch_destroy(&w);
     return status;
 }
 
@@ -327,7 +257,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "dirty-ring-check: kernel %s: %s (build first, or give --kernel)\n", o.kernel, strerror(errno));
         return 3;
     }
-    struct tlog log = { .fn = log_stderr, .min_level = TLOG_WARN };
+    static char prog[] = "dirty-ring-check";
+    struct tlog log = { .fn = bench_log_stderr, .opaque = prog, .min_level = TLOG_WARN };
     return run(&o, &log);
 bad:
     usage(stderr);

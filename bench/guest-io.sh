@@ -50,22 +50,9 @@
 # shows in the tails.  Needs root, /dev/kvm, iproute2 (ip, bridge), ping,
 # python3, cc.
 set -uo pipefail
-case "${1:-}" in -h|--help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0;; esac
-top=$(cd "$(dirname "$0")/.." && pwd)
-bench=$top/bench
-prefix=${1:-$top/build/prefix}
-runs=${2:-3}
-die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
-[ -d "$prefix" ] || die "$prefix: no such install prefix (./quickstart build, or make install)"
-prefix=$(cd "$prefix" && pwd)
-XL=$prefix/sbin/xl
-kernel=$prefix/share/tandem/guests/tandem-guest
-[ -x "$XL" ] && [ -r "$kernel" ] || die "build first: $XL or $kernel is missing"
-[ -c /dev/kvm ] || die "/dev/kvm is missing"
-[ "$(id -u)" = 0 ] || die "run as root (KVM, network namespaces)"
-for c in ip bridge ping python3 "${CC:-cc}"; do command -v "$c" >/dev/null || die "$c is missing"; done
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive number, not '$runs'"
-export XL TANDEM_GUEST_KERNEL=$kernel
+. "$(dirname "$0")/bench-lib.sh"
+bench_init bench RUNS 3 "$@"
+bench_need root ip bridge ping python3 "${CC:-cc}"
 
 work=$(mktemp -d /tmp/tandem-bench-io.XXXXXX) || die "mktemp"
 # hosts.sh's cleanup (domains, namespaces and what runs in them, state

@@ -33,10 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include "domain.h"          /* xen/, internal: domain_create */
 #include "tandem/xen.h"
+#include "guest-watch.h"
 
 #ifndef BENCH_GUEST_KERNEL
 #define BENCH_GUEST_KERNEL "tests/guests/tandem-guest"
@@ -44,72 +44,6 @@
 #define HARVEST_PERIOD_NS 100000000LL
 #define MAX_HARVESTS 1000
 #define MAX_SIZES 8
-
-/* What the guest said on its console (called from vCPU threads). */
-struct guest_watch {
-    pthread_mutex_t lock;
-    char line[1024];
-    size_t len;
-    unsigned long long seq, dirty_rate, boot_mem_mb;
-    char problem[1024];             /* a panic, warning or the domain's end */
-};
-
-static void on_console(void *opaque, uint8_t byte)
-{
-    struct guest_watch *w = opaque;
-    pthread_mutex_lock(&w->lock);
-    if (byte != '\n') {
-        if (w->len < sizeof(w->line) - 1)
-            w->line[w->len++] = (char)byte;
-        pthread_mutex_unlock(&w->lock);
-        return;
-    }
-    w->line[w->len] = '\0';
-    w->len = 0;
-    const char *p;
-    if (strncmp(w->line, "TANDEM-GUEST seq=", 17) == 0) {
-        w->seq = strtoull(w->line + 17, NULL, 10);
-        if ((p = strstr(w->line, " dirty_rate=")))
-            w->dirty_rate = strtoull(p + 12, NULL, 10);
-    } else if (strncmp(w->line, "TANDEM-GUEST boot ", 18) == 0) {
-        if ((p = strstr(w->line, " mem_mb=")))
-            w->boot_mem_mb = strtoull(p + 8, NULL, 10);
-    } else if (strncmp(w->line, "TANDEM-GUEST panic", 18) == 0 ||
-               strncmp(w->line, "TANDEM-GUEST warning", 20) == 0) {
-        if (!w->problem[0])
-            snprintf(w->problem, sizeof(w->problem), "%s", w->line + 13);
-    }
-    pthread_mutex_unlock(&w->lock);
-}
-
-static void on_end(void *opaque, enum domain_end end, const char *reason)
-{
-    struct guest_watch *w = opaque;
-    (void)end;
-    pthread_mutex_lock(&w->lock);
-    snprintf(w->problem, sizeof(w->problem), "the domain ended: %s", reason);
-    pthread_mutex_unlock(&w->lock);
-}
-
-static void log_stderr(void *opaque, enum tlog_level level, const char *msg)
-{
-    (void)opaque;
-    fprintf(stderr, "logdirty-cost: %s%s\n", level >= TLOG_ERROR ? "error: " : "", msg);
-}
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static void sleep_until(int64_t t)
-{
-    struct timespec ts = { .tv_sec = t / 1000000000LL, .tv_nsec = t % 1000000000LL };
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -148,35 +82,12 @@ struct result {
     unsigned long long dirty_rate, ring_full_exits, rss_mib, mem_mb_seen;
 };
 
-/* Waits until the guest has printed status line `seq` (or ended). */
-static int wait_seq(struct guest_watch *w, unsigned long long seq, int seconds, char *why, size_t len)
-{
-    int64_t end = now_ns() + seconds * 1000000000LL;
-    for (;;) {
-        pthread_mutex_lock(&w->lock);
-        bool done = w->seq >= seq, bad = strncmp(w->problem, "the domain ended", 16) == 0 ||
-                                         strncmp(w->problem, "panic", 5) == 0;
-        if (bad)
-            snprintf(why, len, "%s", w->problem);
-        pthread_mutex_unlock(&w->lock);
-        if (bad)
-            return -EIO;
-        if (done)
-            return 0;
-        if (now_ns() > end) {
-            snprintf(why, len, "no status line seq=%llu within %d s", seq, seconds);
-            return -ETIMEDOUT;
-        }
-        usleep(20000);
-    }
-}
-
 static struct result run_case(const struct opts *o, unsigned gib, enum domain_logdirty_mode mode,
                               const struct tlog *log)
 {
     struct result r = { 0 };
-    struct guest_watch w = { .len = 0 };
-    pthread_mutex_init(&w.lock, NULL);
+    struct guest_watch w;
+    guest_watch_init(&w, true);
     struct domain_config c;
     domain_config_init(&c);
     snprintf(c.name, sizeof(c.name), "ldc-%u-%s", gib, domain_logdirty_mode_name(mode));
@@ -193,7 +104,7 @@ static struct result run_case(const struct opts *o, unsigned gib, enum domain_lo
     char why[1024] = "";
     int rc = us && pages && nspp && counted ? 0 : -ENOMEM;
     if (!rc)
-        rc = domain_create(&d, &c, false, NULL, on_end, on_console, &w, log);
+        rc = domain_create(&d, &c, false, NULL, guest_watch_end, guest_watch_console, &w, log);
     if (!rc && domain_logdirty_mode(d) != mode) {
         snprintf(why, sizeof(why), "asked for log_dirty=%s, got %s", domain_logdirty_mode_name(mode),
                  domain_logdirty_mode_name(domain_logdirty_mode(d)));
@@ -201,7 +112,7 @@ static struct result run_case(const struct opts *o, unsigned gib, enum domain_lo
     }
     if (!rc && !(rc = domain_start_vcpus(d))) {
         domain_unpause(d);
-        rc = wait_seq(&w, 2, 60, why, sizeof(why));
+        rc = guest_watch_wait_seq(&w, 2, 60, why, sizeof(why));
     }
     size_t words = rc ? 0 : domain_logdirty_bitmap_words(d);
     if (!rc && !(bitmap = calloc(words, sizeof(uint64_t))))
@@ -212,15 +123,15 @@ static struct result run_case(const struct opts *o, unsigned gib, enum domain_lo
     unsigned long long seq0 = w.seq;
     unsigned n = 0;
     if (!rc) {
-        int64_t next = now_ns() + HARVEST_PERIOD_NS;
+        int64_t next = bench_now_ns() + HARVEST_PERIOD_NS;
         /* Harvest 0 takes what piled up since log-dirty went on; discarded. */
         for (unsigned i = 0; i <= o->harvests && !rc; i++) {
-            sleep_until(next);
+            bench_sleep_until(next);
             next += HARVEST_PERIOD_NS;
             uint64_t count = 0;
-            int64_t t0 = now_ns();
+            int64_t t0 = bench_now_ns();
             rc = domain_logdirty_harvest(d, bitmap, &count);
-            int64_t t1 = now_ns();
+            int64_t t1 = bench_now_ns();
             if (rc) {
                 snprintf(why, sizeof(why), "domain_logdirty_harvest: %s", strerror(-rc));
                 break;
@@ -268,7 +179,7 @@ static struct result run_case(const struct opts *o, unsigned gib, enum domain_lo
     free(pages);
     free(nspp);
     free(counted);
-    pthread_mutex_destroy(&w.lock);
+    guest_watch_destroy(&w);
     return r;
 }
 
@@ -331,7 +242,8 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    struct tlog log = { .fn = log_stderr, .min_level = TLOG_WARN };
+    static char prog[] = "logdirty-cost";
+    struct tlog log = { .fn = bench_log_stderr, .opaque = prog, .min_level = TLOG_WARN };
     printf("# guest: workload=dirty wss=64 rate=%lu, %u vCPUs; %u harvests %lld ms apart; medians\n", o.rate,
            o.vcpus, o.harvests, HARVEST_PERIOD_NS / 1000000);
     int status = 0;

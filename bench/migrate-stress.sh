@@ -9,14 +9,12 @@
 # Prints one line per hop (downtime, rounds, throttle, ring-full exits,
 # verify_errors); exit 1 if the guest reported an error.
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
-prefix=${1:-$top/build/prefix}
-hops=${2:-20}
-xl=$prefix/sbin/xl
-[ -x "$xl" ] || { echo "migrate-stress: build first (./quickstart build)" >&2; exit 1; }
+. "$(dirname "$0")/bench-lib.sh"
+bench_init migrate-stress HOPS 20 "$@"
+hops=$runs
 base=$(mktemp -d /tmp/tandem-stress.XXXXXX)
 a=$base/a b=$base/b
-cleanup() { for d in $a $b; do TANDEM_STATE_DIR=$d "$xl" destroy stress >/dev/null 2>&1; done; rm -rf "$base"; }
+cleanup() { for d in $a $b; do TANDEM_STATE_DIR=$d "$XL" destroy stress >/dev/null 2>&1; done; rm -rf "$base"; }
 trap cleanup EXIT
 cat >"$base/stress.cfg" <<CFG
 name = "stress"
@@ -25,11 +23,11 @@ vcpus = 2
 log_dirty = "${LOG_DIRTY:-auto}"
 cmdline = "workload=verify wss=${WSS:-64}"
 CFG
-TANDEM_STATE_DIR=$a "$xl" create -q "$base/stress.cfg" || exit 1
+TANDEM_STATE_DIR=$a "$XL" create -q "$base/stress.cfg" || exit 1
 sleep 2
 src=$a dst=$b
 for i in $(seq "$hops"); do
-    out=$(TANDEM_STATE_DIR=$src "$xl" migrate ${OPTS:-} -s "" stress "env TANDEM_STATE_DIR=$dst" 2>&1)
+    out=$(TANDEM_STATE_DIR=$src "$XL" migrate ${OPTS:-} -s "" stress "env TANDEM_STATE_DIR=$dst" 2>&1)
     rc=$?
     figures=$(echo "$out" | grep -o "downtime_ms=[0-9.]*\|iterations=[0-9]*\|throttle_pct=[0-9]*\|ring_full_exits=[0-9]*" | tr '\n' ' ')
     sleep 1.5

@@ -40,11 +40,10 @@
 # QEMU is the peer when qemu-system-x86_64 is installed (apt-get install
 # qemu-system-x86); python3 and a C compiler are needed.
 set -euo pipefail
-top=$(cd "$(dirname "$0")/.." && pwd)
-prefix=${1:-$top/build/prefix}
-runs=${2:-3}
-xl=$prefix/sbin/xl
-kernel=$prefix/share/tandem/guests/tandem-guest
+. "$(dirname "$0")/bench-lib.sh"
+bench_init bench RUNS 3 "$@"
+cc=${CC:-cc}
+bench_need python3 "$cc"
 mem_mb=1024
 vcpus=2
 wss_pages=$((256 * 256))          # wss=256 MiB in 4 KiB pages
@@ -53,19 +52,14 @@ cmdlines=("workload=idle"
           "workload=dirty wss=256 rate=5000"
           "workload=dirty wss=256 rate=50000"
           "workload=dirty wss=256 rate=200000")
-[ -x "$xl" ] && [ -r "$kernel" ] || { echo "bench: build first (./quickstart build)" >&2; exit 1; }
-[ -c /dev/kvm ] || { echo "bench: /dev/kvm is missing" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "bench: python3 is missing" >&2; exit 1; }
-cc=${CC:-cc}
-command -v "$cc" >/dev/null || { echo "bench: no C compiler ($cc) for the memcpy figure" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/tandem-bench-migrate.XXXXXX)
 A=$work/A B=$work/B
 mkdir -p "$A" "$B"
 qemu_pids() { cat "$work"/qemu-*.pid 2>/dev/null || true; }
 cleanup() {
-    TANDEM_STATE_DIR=$A "$xl" destroy mb >/dev/null 2>&1 || true
-    TANDEM_STATE_DIR=$B "$xl" destroy mb >/dev/null 2>&1 || true
+    TANDEM_STATE_DIR=$A "$XL" destroy mb >/dev/null 2>&1 || true
+    TANDEM_STATE_DIR=$B "$XL" destroy mb >/dev/null 2>&1 || true
     for p in $(qemu_pids); do kill "$p" 2>/dev/null || true; done
     rm -rf "$work"
 }
@@ -273,19 +267,19 @@ kernel = "$kernel"
 cmdline = "$1"
 CFG
     rm -f "$A/console/mb.log" "$B/console/mb.log"
-    TANDEM_STATE_DIR=$A "$xl" create -q "$A/mb.cfg" || return 1
-    warm "$A/console/mb.log" "$1" || { TANDEM_STATE_DIR=$A "$xl" destroy mb; return 1; }
+    TANDEM_STATE_DIR=$A "$XL" create -q "$A/mb.cfg" || return 1
+    warm "$A/console/mb.log" "$1" || { TANDEM_STATE_DIR=$A "$XL" destroy mb; return 1; }
     local base
     base=$(base_ms "$A/console/mb.log")
-    if ! TANDEM_STATE_DIR=$A python3 "$work/xl-migrate.py" "$xl" migrate -s "" --json mb \
+    if ! TANDEM_STATE_DIR=$A python3 "$work/xl-migrate.py" "$XL" migrate -s "" --json mb \
             "env TANDEM_STATE_DIR=$B" >"$work/out.json" 2>"$work/err"; then
         echo "bench: tandem: xl migrate failed: $(tail -n 3 "$work/err") $(cat "$work/out.json")" >&2
-        TANDEM_STATE_DIR=$A "$xl" destroy mb >/dev/null 2>&1 || true
+        TANDEM_STATE_DIR=$A "$XL" destroy mb >/dev/null 2>&1 || true
         return 1
     fi
     local felt
     felt=$(felt_ms "$B/console/mb.log") || felt=nan
-    TANDEM_STATE_DIR=$B "$xl" destroy mb || return 1
+    TANDEM_STATE_DIR=$B "$XL" destroy mb || return 1
     python3 - "$work/out.json" "$felt" "$base" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))

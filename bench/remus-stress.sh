@@ -12,13 +12,9 @@
 # Prints one line per run (failover, epochs, pauses, verify_errors) and a
 # total; exit 1 if any replica found an error.
 set -u
-top=$(cd "$(dirname "$0")/.." && pwd)
-prefix=${1:-$top/build/prefix}
-runs=${2:-10}
-XL=$prefix/sbin/xl
-[ -x "$XL" ] || { echo "remus-stress: build first (./quickstart build)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] && [ -c /dev/kvm ] || { echo "remus-stress: needs root and /dev/kvm" >&2; exit 1; }
-export TANDEM_GUEST_KERNEL=$prefix/share/tandem/guests/tandem-guest
+. "$(dirname "$0")/bench-lib.sh"
+bench_init remus-stress RUNS 10 "$@"
+bench_need root
 . "$top/tests/integration/lib.sh"
 . "$top/tests/integration/hosts.sh"
 TEST_NAME=remus-stress
