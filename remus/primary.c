@@ -447,6 +447,15 @@ out:
     return rc;
 }
 
+/* A secondary that stops reading must not hang the primary in write(2)
+ * for ever: a send timeout on sockets (not an error on pipes and files,
+ * which have none). */
+static void set_send_timeout(int fd, unsigned ms)
+{
+    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
 /* Waits until `until` (monotonic usec) with room for another epoch in
  * flight, or (drain) until every epoch is acked; fails when the secondary
  * is lost: an ack thread error, or the oldest unacked epoch older than the
@@ -580,13 +589,12 @@ int remus_primary_run(struct domain *d, int out_fd, int in_fd, const struct remu
             goto out;
         }
     }
-    {
-        /* A secondary that stops reading must not hang the primary in
-         * write(2) for ever: a send timeout on sockets (not an error on
-         * pipes and files, which have none). */
-        struct timeval tv = { .tv_sec = p.timeout_ms / 1000, .tv_usec = (p.timeout_ms % 1000) * 1000 };
-        (void)setsockopt(out_fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    }
+    /* The initial copy may wait on a backup that writes the disks' blocks
+     * and the first pass's pages as they come; nothing is held yet, so a
+     * slow backup then costs only the start of protection: the same long
+     * wait as the backup's before its first commit. */
+    set_send_timeout(out_fd, p.timeout_ms > REMUS_FIRST_BYTE_TIMEOUT_MS ? p.timeout_ms
+                                                                       : REMUS_FIRST_BYTE_TIMEOUT_MS);
     if ((rc = stream_sink_new(out_fd, log, &p.s)))
         goto out;
     rc = migration_precopy_init(&p.pc, d, p.s, &p.live, &p.live_st, log);
@@ -607,6 +615,8 @@ int remus_primary_run(struct domain *d, int out_fd, int in_fd, const struct remu
         goto out;
     }
     domain_throttle_off(d);      /* epochs do not throttle the guest */
+    /* From epoch 0 on the guest's output is held until acked. */
+    set_send_timeout(out_fd, p.timeout_ms);
     if (!o->blackhole) {
         if ((rc = -pthread_create(&p.ack_thread, NULL, ack_main, &p)))
             goto out;

@@ -115,7 +115,13 @@ static unsigned wait_lines(struct rig_console *c, size_t from, unsigned want, un
  * is set, the next epoch is cut (its first record forwarded and half of
  * its second, then an end of stream) or corrupted (its CHECKPOINT_END
  * forwarded with a body, which the reader refuses). */
-enum relay_fault { RELAY_PASS, RELAY_CUT, RELAY_CORRUPT };
+/* RELAY_STALL_INITIAL: the link stops for STALL_MS in the initial copy's
+ * first PAGE_DATA record, longer than twice the primary's timeout (a
+ * write that timed out after taking some bytes returns them; the next
+ * one then times out with none). */
+enum relay_fault { RELAY_PASS, RELAY_CUT, RELAY_CORRUPT, RELAY_STALL_INITIAL };
+#define STALL_MS 5000u
+#define PRIMARY_TIMEOUT_MS 2000u
 
 struct relay {
     int p_fd, s_fd;                      /* towards the primary, towards the secondary */
@@ -176,6 +182,12 @@ static void *relay_forward(void *arg)
         memcpy(&type, h, 4);
         memcpy(&len, h + 4, 4);
         size_t total = len + ((8 - len % 8) % 8);
+        if (r->fault == RELAY_STALL_INITIAL && !r->faulted && layer == LIBXC && epoch == 0 &&
+            type == STREAM_LIBXC_PAGE_DATA) {
+            /* Before reading its body: the primary's writes of it block. */
+            rig_sleep_ms(STALL_MS);
+            r->faulted = true;
+        }
         if (total > (8u << 20) || !read_full(r->p_fd, body, total))
             break;
         bool faulting = __atomic_load_n(&r->trigger, __ATOMIC_ACQUIRE) && epoch >= 1 &&
@@ -424,7 +436,8 @@ static void pair_start_disk(struct pair *x, unsigned interval_ms, bool compress,
     pthread_mutex_init(&x->p->lock, NULL);
     test_log_init(&x->p->log, "primary");
     x->p->o = (struct remus_opts){ .interval_ms = interval_ms, .compress = compress, .net_buffer = true,
-                                   .disk_replication = true, .timeout_ms = 2000, .on_epoch = primary_on_epoch,
+                                   .disk_replication = true, .timeout_ms = PRIMARY_TIMEOUT_MS,
+                                   .on_epoch = primary_on_epoch,
                                    .opaque = x->p, .stop = &x->p->stop };
     ck_assert_int_eq(pthread_create(&x->p->thread, NULL, primary_main, x->p), 0);
 }
@@ -462,6 +475,21 @@ static void pair_free(struct pair *x)
         unlink(x->disk_p);
     if (x->disk_s[0])
         unlink(x->disk_s);
+}
+
+/* Protection stopped by the primary's operator: both ends must end
+ * cleanly (the primary 0, the secondary REMUS_SECONDARY_STOPPED). */
+static void pair_stop(struct pair *x)
+{
+    __atomic_store_n(&x->p->stop, true, __ATOMIC_RELEASE);
+    pthread_join(x->p->thread, NULL);
+    pthread_join(x->s->thread, NULL);
+    pthread_join(x->relay.fwd, NULL);
+    shutdown(x->sv_p[1], SHUT_RDWR);
+    shutdown(x->sv_s[1], SHUT_RDWR);
+    pthread_join(x->relay.back, NULL);
+    ck_assert_msg(x->p->rc == 0, "primary: %d: %s (%s)", x->p->rc, x->p->log.last_error, x->p->sum.lost_text);
+    ck_assert_msg(x->s->rc == REMUS_SECONDARY_STOPPED, "secondary: %d: %s", x->s->rc, x->s->sum.why_text);
 }
 
 static void check_acks_in_order(struct pair *x)
@@ -531,6 +559,26 @@ static void failover(enum relay_fault fault)
     pair_free(&x);
 }
 
+/* A backup that stops reading during the initial copy for longer than
+ * the epoch timeout (it is writing the disks' blocks, its host is busy):
+ * nothing is held then, so the primary waits, and protection starts. */
+START_TEST(test_slow_backup_in_initial_copy)
+{
+    struct pair x;
+    uint64_t t0 = rig_now_ms();
+    pair_start(&x, 50, true, RELAY_STALL_INITIAL, false, GUEST_CMDLINE);
+    bool ok = wait_acked(&x, 5, 30000);
+    ck_assert_msg(x.relay.faulted, "the relay never stalled the initial copy");
+    ck_assert_msg(ok, "only %u epochs acked after a %u ms stall in the initial copy (timeout %u ms): "
+                  "primary: %s / secondary: %s", primary_acked(x.p), STALL_MS, PRIMARY_TIMEOUT_MS,
+                  x.p->log.last_error, x.s->log.last_error);
+    printf("initial copy stalled %u ms (timeout %u ms): 5 epochs acked after %" PRIu64 " ms\n", STALL_MS,
+           PRIMARY_TIMEOUT_MS, rig_now_ms() - t0);
+    pair_stop(&x);
+    pair_free(&x);
+}
+END_TEST
+
 START_TEST(test_failover_mid_epoch)
 {
     failover(RELAY_CUT);
@@ -554,15 +602,7 @@ static void same_memory(bool compress)
     domain_pause(x.pd);
     unsigned at = primary_acked(x.p);
     ck_assert(wait_acked(&x, at + 2, 5000));
-    __atomic_store_n(&x.p->stop, true, __ATOMIC_RELEASE);
-    pthread_join(x.p->thread, NULL);
-    pthread_join(x.s->thread, NULL);
-    pthread_join(x.relay.fwd, NULL);
-    shutdown(x.sv_p[1], SHUT_RDWR);
-    shutdown(x.sv_s[1], SHUT_RDWR);
-    pthread_join(x.relay.back, NULL);
-    ck_assert_msg(x.p->rc == 0, "primary: %d: %s", x.p->rc, x.p->log.last_error);
-    ck_assert_msg(x.s->rc == REMUS_SECONDARY_STOPPED, "secondary: %d: %s", x.s->rc, x.s->sum.why_text);
+    pair_stop(&x);
     ck_assert_uint_eq(x.s->sum.last_committed, x.p->sum.epochs - 1);
     long long diff = ram_diff(x.pd, NULL, x.sd);
     printf("compress=%s: %" PRIu64 " epochs, %" PRIu64 " pages sent, %" PRIu64 " as deltas; memory %s\n",
@@ -639,15 +679,7 @@ START_TEST(test_disk_replicated)
     domain_pause(x.pd);
     unsigned at = primary_acked(x.p);
     ck_assert(wait_acked(&x, at + 2, 5000));
-    __atomic_store_n(&x.p->stop, true, __ATOMIC_RELEASE);
-    pthread_join(x.p->thread, NULL);
-    pthread_join(x.s->thread, NULL);
-    pthread_join(x.relay.fwd, NULL);
-    shutdown(x.sv_p[1], SHUT_RDWR);
-    shutdown(x.sv_s[1], SHUT_RDWR);
-    pthread_join(x.relay.back, NULL);
-    ck_assert_msg(x.p->rc == 0, "primary: %d: %s", x.p->rc, x.p->log.last_error);
-    ck_assert_msg(x.s->rc == REMUS_SECONDARY_STOPPED, "secondary: %d: %s", x.s->rc, x.s->sum.why_text);
+    pair_stop(&x);
     uint64_t records = disklog_records(&x);
     long long diff = -1;
     bool same = files_equal(x.disk_p, x.disk_s, &diff);
@@ -756,15 +788,7 @@ START_TEST(test_figures)
         rig_sleep_ms(2000);
         unsigned a1 = primary_acked(x.p);
         uint64_t t1 = rig_now_ms();
-        __atomic_store_n(&x.p->stop, true, __ATOMIC_RELEASE);
-        pthread_join(x.p->thread, NULL);
-        pthread_join(x.s->thread, NULL);
-        pthread_join(x.relay.fwd, NULL);
-        shutdown(x.sv_p[1], SHUT_RDWR);
-        shutdown(x.sv_s[1], SHUT_RDWR);
-        pthread_join(x.relay.back, NULL);
-        ck_assert_msg(x.p->rc == 0, "primary: %s", x.p->log.last_error);
-        ck_assert_int_eq(x.s->rc, REMUS_SECONDARY_STOPPED);
+        pair_stop(&x);
         struct lines l = scan(x.pcon, 0);
         printf("  interval_ms=%u epochs=%" PRIu64 " epochs_per_s=%.1f pause_us_median=%" PRIu64
                " pause_us_max=%" PRIu64 " pages_median=%" PRIu64 " pages_max=%" PRIu64 " delta_pages_pct=%.0f"
@@ -792,6 +816,7 @@ Suite *unit_suite(void)
     TCase *failover = tcase_create("failover"), *corrupt = tcase_create("corrupt"),
           *memory = tcase_create("memory"), *figures = tcase_create("figures"), *disk = tcase_create("disk");
     tcase_add_test(failover, test_failover_mid_epoch);
+    tcase_add_test(failover, test_slow_backup_in_initial_copy);
     tcase_add_test(corrupt, test_corrupt_epoch_refused);
     tcase_add_test(memory, test_same_memory_compressed);
     tcase_add_test(memory, test_same_memory_plain);
