@@ -82,9 +82,9 @@ static int parse_primary_options(const char *options, struct remus_opts *o, cons
     int rc = 0;
     for (char *tok = strtok_r(copy, " ", &save); tok && !rc; tok = strtok_r(NULL, " ", &save)) {
         unsigned long long v;
-        if (number_of(tok, "interval_ms", &v) && v >= 1 && v <= 60000)
+        if (number_of(tok, "interval_ms", &v) && v >= 1 && v <= REMUS_MAX_INTERVAL_MS)
             o->interval_ms = (unsigned)v;
-        else if (number_of(tok, "timeout_ms", &v) && v <= 600000)
+        else if (number_of(tok, "timeout_ms", &v) && v <= REMUS_MAX_TIMEOUT_MS)
             o->timeout_ms = (unsigned)v;
         else if (number_of(tok, "max_downtime_ms", &v))
             o->max_downtime_ms = (unsigned)v;
@@ -649,7 +649,7 @@ static int hook_secondary(struct domain *d, const char *name, int in_fd, int ack
     for (char *tok = strtok_r(copy, " ", &save); tok && !rc; tok = strtok_r(NULL, " ", &save)) {
         unsigned long long v;
         char why[300];
-        if (number_of(tok, "timeout_ms", &v) && v <= 600000)
+        if (number_of(tok, "timeout_ms", &v) && v <= REMUS_MAX_TIMEOUT_MS)
             o.timeout_ms = (unsigned)v;
         else if (number_of(tok, "interval_ms", &v) && v >= 1)
             interval = (unsigned)v;

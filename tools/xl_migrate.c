@@ -40,8 +40,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +52,8 @@
 #include "migrate_negotiation.h"
 #include "tandem/remus.h"
 #include "xl.h"
+#include "xl_transport.h"
 
-static const char banner[] = "xl migration receiver ready, send binary domain data.\n";
 static const char receiver_ready[] = "domain received, ready to unpause";
 static const char permission_to_go[] = "domain is yours, you are cleared to unpause";
 static const char report[] = "my copy unpause results are as follows";
@@ -64,81 +62,16 @@ static const char report[] = "my copy unpause results are as follows";
  * Xen's and Tandem's alike. */
 #define FALLBACK_STREAM_VERSION 2u
 
-#define BANNER_TIMEOUT_MS 60000
 #define HANDSHAKE_TIMEOUT_MS 120000
-/* How long the transport may take to exit once its output has ended. */
-#define TRANSPORT_EXIT_WAIT_MS 5000
-
-static uint64_t now_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static int write_exact(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EPIPE;
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Reads len bytes; *got (if not NULL) says how many came before an error,
- * which tells "the other end closed without a word" from a cut message. */
-static int read_exact_count(int fd, void *buf, size_t len, int timeout_ms, size_t *got)
-{
-    char *p = buf;
-    size_t want = len;
-    if (got)
-        *got = 0;
-    while (len) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int pr = poll(&pfd, 1, timeout_ms);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr == 0)
-            return -ETIMEDOUT;
-        if (pr < 0)
-            return -errno;
-        ssize_t r = read(fd, p, len);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EPIPE;
-        p += r;
-        len -= (size_t)r;
-        if (got)
-            *got = want - len;
-    }
-    return 0;
-}
-
-static int read_exact(int fd, void *buf, size_t len, int timeout_ms)
-{
-    return read_exact_count(fd, buf, len, timeout_ms, NULL);
-}
-
-static const char *transport_error(int rc)
-{
-    return rc == -EPIPE ? "the other end closed the connection" : rc == -ETIMEDOUT ? "timed out" : strerror(-rc);
-}
 
 /* Reads a fixed message and says what came instead, if anything. */
 static int expect_message(struct xl_ctx *ctx, int fd, const char *msg, size_t len, const char *what,
                           int timeout_ms)
 {
     char buf[128];
-    int rc = read_exact(fd, buf, len, timeout_ms);
+    int rc = xl_read_exact(fd, buf, len, timeout_ms);
     if (rc) {
-        tlog_error(&ctx->log, "%s : %s", what, transport_error(rc));
+        tlog_error(&ctx->log, "%s : %s", what, xl_transport_error(rc));
         return rc;
     }
     if (memcmp(buf, msg, len) != 0) {
@@ -161,7 +94,7 @@ static void on_progress(void *opaque, const char *line)
 {
     struct sender *s = opaque;
     if (strcmp(line, "paused") == 0) {
-        s->paused_at = now_usec();
+        s->paused_at = xl_now_usec();
         if (s->tty)
             fprintf(stderr, "\n");
         return;
@@ -188,17 +121,17 @@ static int read_offer(struct xl_ctx *ctx, int fd, struct negotiation_offer *o)
 {
     char line[NEGOTIATION_LINE_MAX], shown[100];
     size_t n = 0;
-    uint64_t deadline = now_usec() + (uint64_t)BANNER_TIMEOUT_MS * 1000u;
+    uint64_t deadline = xl_now_usec() + (uint64_t)XL_BANNER_TIMEOUT_MS * 1000u;
     for (;;) {
-        uint64_t now = now_usec();
-        int rc = now >= deadline ? -ETIMEDOUT : read_exact(fd, line + n, 1, (int)((deadline - now) / 1000u) + 1);
+        uint64_t now = xl_now_usec();
+        int rc = now >= deadline ? -ETIMEDOUT : xl_read_exact(fd, line + n, 1, (int)((deadline - now) / 1000u) + 1);
         if (rc) {
             negotiation_quote_line(line, n, shown, sizeof(shown));
             if (n == 0)
-                tlog_error(&ctx->log, "waiting for the receiver's negotiation line : %s", transport_error(rc));
+                tlog_error(&ctx->log, "waiting for the receiver's negotiation line : %s", xl_transport_error(rc));
             else
                 tlog_error(&ctx->log, "the receiver's negotiation line '%s' has no end : %s", shown,
-                           transport_error(rc));
+                           xl_transport_error(rc));
             return rc;
         }
         if (line[n] == '\n')
@@ -238,240 +171,6 @@ static int choose_stream_version(struct xl_ctx *ctx, const struct negotiation_of
     }
     *version = highest;
     return 0;
-}
-
-/* ---- Transport ---------------------------------------------------------- */
-
-/* The receiver's stderr during the first attempt.  Its text is held back
- * until we know what kind of receiver it is: a receiver that does not know
- * --negotiate prints its usage and exits 2, and that noise is no use to
- * the user, who gets a one-line explanation and a retry instead.  Once the
- * banner has come, the held text and all that follows go to our stderr as
- * they come (a thread copies them: the main thread is busy sending the
- * domain while the receiver reports its progress). */
-enum relay_mode { RELAY_HOLD, RELAY_LIVE, RELAY_DROP };
-
-struct stderr_relay {
-    int fd;                     /* read end of the receiver's stderr */
-    pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t ended_cond;
-    bool ended;                 /* the pipe reached its end */
-    enum relay_mode mode;
-    size_t held_len;
-    char held[16384];
-};
-
-static void *relay_run(void *opaque)
-{
-    struct stderr_relay *r = opaque;
-    char buf[4096];
-    for (;;) {
-        ssize_t n = read(r->fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        pthread_mutex_lock(&r->lock);
-        /* More than any usage message: it is something to read after all. */
-        if (r->mode == RELAY_HOLD && r->held_len + (size_t)n > sizeof(r->held)) {
-            write_exact(STDERR_FILENO, r->held, r->held_len);
-            r->held_len = 0;
-            r->mode = RELAY_LIVE;
-        }
-        if (r->mode == RELAY_HOLD) {
-            memcpy(r->held + r->held_len, buf, (size_t)n);
-            r->held_len += (size_t)n;
-        } else if (r->mode == RELAY_LIVE) {
-            write_exact(STDERR_FILENO, buf, (size_t)n);
-        }
-        pthread_mutex_unlock(&r->lock);
-    }
-    pthread_mutex_lock(&r->lock);
-    r->ended = true;
-    pthread_cond_broadcast(&r->ended_cond);
-    pthread_mutex_unlock(&r->lock);
-    return NULL;
-}
-
-static struct stderr_relay *relay_start(int fd)
-{
-    struct stderr_relay *r = calloc(1, sizeof(*r));
-    if (!r)
-        return NULL;
-    r->fd = fd;
-    r->mode = RELAY_HOLD;
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_cond_init(&r->ended_cond, NULL);
-    /* Signals stay the main thread's business: the relay starts with all
-     * of them blocked. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&r->thread, NULL, relay_run, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        pthread_mutex_destroy(&r->lock);
-        pthread_cond_destroy(&r->ended_cond);
-        free(r);
-        return NULL;
-    }
-    return r;
-}
-
-/* Live: the held text now, the rest as it comes.  Drop: none of it. */
-static void relay_set(struct stderr_relay *r, enum relay_mode mode)
-{
-    if (!r)
-        return;
-    pthread_mutex_lock(&r->lock);
-    if (r->mode == RELAY_HOLD) {
-        if (mode == RELAY_LIVE)
-            write_exact(STDERR_FILENO, r->held, r->held_len);
-        r->held_len = 0;
-        r->mode = mode;
-    } else if (r->mode == RELAY_LIVE) {
-        r->mode = mode;
-    }
-    pthread_mutex_unlock(&r->lock);
-}
-
-/* Waits a moment for the receiver's last words, then lets go of the relay. */
-static void relay_finish(struct stderr_relay *r, int timeout_ms)
-{
-    if (!r)
-        return;
-    relay_set(r, RELAY_LIVE);   /* unless dropped: what it held, it says now */
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&r->lock);
-    while (!r->ended && pthread_cond_timedwait(&r->ended_cond, &r->lock, &until) == 0)
-        ;
-    bool ended = r->ended;
-    pthread_mutex_unlock(&r->lock);
-    if (!ended) {
-        /* Something on the far side still holds the pipe open: leave the
-         * thread copying until xl exits, and its memory to it. */
-        pthread_detach(r->thread);
-        return;
-    }
-    pthread_join(r->thread, NULL);
-    close(r->fd);
-    pthread_mutex_destroy(&r->lock);
-    pthread_cond_destroy(&r->ended_cond);
-    free(r);
-}
-
-/* The transport: `sh -c rune` with its stdin and stdout as pipes, and its
- * stderr ours, or through a relay that holds it back. */
-struct transport {
-    const char *rune;
-    pid_t pid;
-    int send_fd, recv_fd;
-    bool reaped;
-    int status;                 /* once reaped */
-    struct stderr_relay *relay;
-};
-
-static int transport_start(struct transport *t, const char *rune, bool hold_stderr)
-{
-    int to_child[2], from_child[2], err[2] = { -1, -1 };
-    *t = (struct transport){ .rune = rune, .pid = -1, .send_fd = -1, .recv_fd = -1 };
-    if (pipe2(to_child, O_CLOEXEC) < 0)
-        return -errno;
-    if (pipe2(from_child, O_CLOEXEC) < 0) {
-        int rc = -errno;
-        close(to_child[0]);
-        close(to_child[1]);
-        return rc;
-    }
-    if (hold_stderr && pipe2(err, O_CLOEXEC) < 0) {
-        int rc = -errno;
-        close(to_child[0]);
-        close(to_child[1]);
-        close(from_child[0]);
-        close(from_child[1]);
-        return rc;
-    }
-    /* The relay reads before the receiver can write: without it (no
-     * thread) the receiver's stderr is simply ours, as it always was. */
-    if (hold_stderr && !(t->relay = relay_start(err[0]))) {
-        close(err[0]);
-        close(err[1]);
-        hold_stderr = false;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(to_child[0], STDIN_FILENO);
-        dup2(from_child[1], STDOUT_FILENO);
-        if (hold_stderr)
-            dup2(err[1], STDERR_FILENO);
-        execlp("sh", "sh", "-c", rune, (char *)NULL);
-        fprintf(stderr, "xl: migrate: cannot run sh : %s\n", strerror(errno));
-        _exit(127);
-    }
-    int rc = pid < 0 ? -errno : 0;
-    close(to_child[0]);
-    close(from_child[1]);
-    if (hold_stderr)
-        close(err[1]);
-    if (pid < 0) {
-        close(to_child[1]);
-        close(from_child[0]);
-        relay_finish(t->relay, 1000);   /* its pipe has no writer left: it ends */
-        t->relay = NULL;
-        return rc;
-    }
-    t->pid = pid;
-    t->send_fd = to_child[1];
-    t->recv_fd = from_child[0];
-    return 0;
-}
-
-/* True once the transport has exited (within timeout_ms). */
-static bool transport_wait(struct transport *t, int timeout_ms)
-{
-    for (int waited = 0; !t->reaped && t->pid > 0; waited += 10) {
-        pid_t r = waitpid(t->pid, &t->status, WNOHANG);
-        if (r == t->pid || (r < 0 && errno == ECHILD)) {
-            t->reaped = true;
-            break;
-        }
-        if (waited >= timeout_ms)
-            break;
-        usleep(10000);
-    }
-    return t->reaped;
-}
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
-/* Closes our ends, gives the receiver a moment to finish, and says how it
- * ended if that was not well. */
-static void transport_end(struct transport *t, bool report_failure)
-{
-    close_fd(&t->send_fd);
-    close_fd(&t->recv_fd);
-    if (transport_wait(t, TRANSPORT_EXIT_WAIT_MS) && report_failure) {
-        if (WIFEXITED(t->status) && WEXITSTATUS(t->status))
-            fprintf(stderr, "migration receiver (%s) exited with status %d\n", t->rune, WEXITSTATUS(t->status));
-        else if (WIFSIGNALED(t->status))
-            fprintf(stderr, "migration receiver (%s) died of signal %d\n", t->rune, WTERMSIG(t->status));
-    }
-    relay_finish(t->relay, 1000);
-    t->relay = NULL;
 }
 
 /* receiver_release: what a negotiating receiver said it is, else NULL. */
@@ -573,15 +272,6 @@ static void print_summary(uint64_t total_usec, uint64_t downtime_usec, const cha
     fprintf(stderr, " (stop-and-copy: %llu)\n", f ? strtoull(f + 12, NULL, 10) : 0ULL);
 }
 
-static const char *self_path(char *buf, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-    if (n <= 0)
-        return "xl";
-    buf[n] = '\0';
-    return buf;
-}
-
 int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
 {
     const struct xl_command *cmd = xl_find_command("migrate");
@@ -659,7 +349,7 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
      * know -z refuses to start, and the guest stays here). */
     char flags[8];
     snprintf(flags, sizeof(flags), "%s%s", dest_paused ? " -p" : "", compress ? " -z" : "");
-    const char *xl_there = ssh[0] ? "xl" : self_path(self, sizeof(self));
+    const char *xl_there = ssh[0] ? "xl" : xl_self_path(self, sizeof(self));
     /* The first attempt asks the receiver to negotiate. */
     if (!ssh[0])
         snprintf(rune, sizeof(rune), "%s %s%s migrate-receive --negotiate%s", host, xl_there, s.debug ? " -v" : "",
@@ -669,29 +359,29 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
                  s.debug ? " -v" : "", flags);
     s.tty = isatty(STDERR_FILENO) && !s.json;
 
-    uint64_t start = now_usec(), downtime_usec = 0;
+    uint64_t start = xl_now_usec(), downtime_usec = 0;
     char summary[2048] = "", away[DOMAIN_NAME_MAX + 32], opts[256];
     bool renamed = false;
     const char *failure = NULL;
     struct negotiation_offer offer;
     const char *receiver_release = NULL;
     struct transport t;
-    int rc = transport_start(&t, rune, true);
+    int rc = xl_transport_start(&t, rune, true, false);
     if (rc) {
         tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(-rc));
         return XL_FAILED;
     }
-    char got_banner[sizeof(banner) - 1];
+    char got_banner[sizeof(XL_BANNER) - 1];
     size_t got = 0;
-    rc = read_exact_count(t.recv_fd, got_banner, sizeof(got_banner), BANNER_TIMEOUT_MS, &got);
-    if (rc == -EPIPE && got == 0 && transport_wait(&t, TRANSPORT_EXIT_WAIT_MS) && WIFEXITED(t.status) &&
+    rc = xl_read_exact_count(t.recv_fd, got_banner, sizeof(got_banner), XL_BANNER_TIMEOUT_MS, &got);
+    if (rc == -EPIPE && got == 0 && xl_transport_wait(&t, XL_TRANSPORT_EXIT_WAIT_MS) && WIFEXITED(t.status) &&
         WEXITSTATUS(t.status) == XL_USAGE) {
         /* Gone without a word, with a usage error: a receiver from before
          * negotiation (Tandem 1.0.0, or Xen's xl) refusing --negotiate.
          * Its usage text is of no use here; ask again the way Xen's xl
          * asks, and send the version every reader takes. */
-        relay_set(t.relay, RELAY_DROP);
-        transport_end(&t, false);
+        xl_relay_set(t.relay, RELAY_DROP);
+        xl_transport_end(&t, false, XL_TRANSPORT_EXIT_WAIT_MS);
         if (!stream_version)
             stream_version = FALLBACK_STREAM_VERSION;
         fprintf(stderr, "migration sender: the receiver does not negotiate stream versions (Tandem 1.0.0 or Xen's "
@@ -701,25 +391,25 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
         else
             snprintf(rune, sizeof(rune), "exec %s %s %s%s migrate-receive%s", ssh, host, xl_there,
                      s.debug ? " -v" : "", flags);
-        if ((rc = transport_start(&t, rune, false))) {
+        if ((rc = xl_transport_start(&t, rune, false, false))) {
             tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(-rc));
             return XL_FAILED;
         }
-        rc = expect_message(ctx, t.recv_fd, banner, sizeof(banner) - 1, "waiting for the receiver's banner",
-                            BANNER_TIMEOUT_MS);
+        rc = expect_message(ctx, t.recv_fd, XL_BANNER, sizeof(XL_BANNER) - 1, "waiting for the receiver's banner",
+                            XL_BANNER_TIMEOUT_MS);
         if (rc) {
             failure = "the receiver did not start";
             goto failed_resume;
         }
     } else {
         /* Whatever the receiver said on stderr is worth reading now. */
-        relay_set(t.relay, RELAY_LIVE);
+        xl_relay_set(t.relay, RELAY_LIVE);
         if (rc) {
-            tlog_error(&ctx->log, "waiting for the receiver's banner : %s", transport_error(rc));
+            tlog_error(&ctx->log, "waiting for the receiver's banner : %s", xl_transport_error(rc));
             failure = "the receiver did not start";
             goto failed_resume;
         }
-        if (memcmp(got_banner, banner, sizeof(got_banner)) != 0) {
+        if (memcmp(got_banner, XL_BANNER, sizeof(got_banner)) != 0) {
             tlog_error(&ctx->log, "waiting for the receiver's banner : got something else from the other end");
             failure = "the receiver did not start";
             goto failed_resume;
@@ -772,21 +462,21 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     if (!s.json)
         fprintf(stderr, "migration sender: Giving target permission to start.\n");
     char status = 1;
-    if ((rc = write_exact(t.send_fd, permission_to_go, sizeof(permission_to_go))) ||
+    if ((rc = xl_write_exact(t.send_fd, permission_to_go, sizeof(permission_to_go))) ||
         (rc = expect_message(ctx, t.recv_fd, report, sizeof(report), "waiting for the receiver's report",
                              HANDSHAKE_TIMEOUT_MS)) ||
-        (rc = read_exact(t.recv_fd, &status, 1, HANDSHAKE_TIMEOUT_MS))) {
+        (rc = xl_read_exact(t.recv_fd, &status, 1, HANDSHAKE_TIMEOUT_MS))) {
         /* We cannot know whether the target runs the guest: leave ours
          * paused and renamed, as Xen does, for the operator to decide. */
         tlog_error(&ctx->log, "lost the receiver after giving it permission to start; the source domain is "
                    "left paused as %s", away);
         failure = "lost the receiver after permission to start";
-        transport_end(&t, true);
+        xl_transport_end(&t, true, XL_TRANSPORT_EXIT_WAIT_MS);
         if (s.json)
-            print_json("failed", failure, now_usec() - start, 0, summary, receiver_release);
+            print_json("failed", failure, xl_now_usec() - start, 0, summary, receiver_release);
         return XL_FAILED;
     }
-    downtime_usec = s.paused_at ? now_usec() - s.paused_at : 0;
+    downtime_usec = s.paused_at ? xl_now_usec() - s.paused_at : 0;
     if (status) {
         tlog_error(&ctx->log, "the target reports startup failure (status %d)", status);
         expect_message(ctx, t.recv_fd, permission_to_go, sizeof(permission_to_go),
@@ -797,18 +487,18 @@ int xl_cmd_migrate(struct xl_ctx *ctx, int argc, char **argv)
     if (!s.json)
         fprintf(stderr, "migration sender: Target reports successful startup.\n");
     xl_destroy_domain(ctx, &e);
-    transport_end(&t, true);
+    xl_transport_end(&t, true, XL_TRANSPORT_EXIT_WAIT_MS);
     if (s.json) {
-        print_json("ok", NULL, now_usec() - start, downtime_usec, summary, receiver_release);
+        print_json("ok", NULL, xl_now_usec() - start, downtime_usec, summary, receiver_release);
     } else {
         fprintf(stderr, "Migration successful.\n");
-        print_summary(now_usec() - start, downtime_usec, summary);
+        print_summary(xl_now_usec() - start, downtime_usec, summary);
     }
     return XL_OK;
 
 failed_resume:
     /* Our end of the stream first: the receiver sees it end and gives up. */
-    close_fd(&t.send_fd);
+    xl_close_fd(&t.send_fd);
     if (renamed) {
         snprintf(rename_cmd, sizeof(rename_cmd), "rename %s", e.name);
         control_command(&ctx->paths, e.domid, rename_cmd, NULL, 0, &ctx->log);
@@ -818,10 +508,10 @@ failed_resume:
     struct registry_entry now;
     if (was_running && registry_find(&ctx->paths, e.name, &now, NULL) == 0 && now.state == DOMAIN_STATE_PAUSED)
         control_command(&ctx->paths, e.domid, "unpause", NULL, 0, &ctx->log);
-    transport_end(&t, true);
+    xl_transport_end(&t, true, XL_TRANSPORT_EXIT_WAIT_MS);
     tlog_error(&ctx->log, "%s; domain %s is still %s here", failure, e.name, was_running ? "running" : "paused");
     if (s.json)
-        print_json("failed", failure, now_usec() - start, 0, summary, receiver_release);
+        print_json("failed", failure, xl_now_usec() - start, 0, summary, receiver_release);
     else
         fprintf(stderr, "Migration failed.\n");
     return XL_FAILED;
@@ -857,11 +547,11 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
         case 'r': remus = true; break;   /* Xen's: a Remus backup (xl remus runs us so) */
         case 'u': remus_nocompress = true; break;
         case OPT_INTERVAL:
-            if (xl_parse_uint(ctx, "--interval", optarg, 1, 60000, &remus_interval))
+            if (xl_parse_uint(ctx, "--interval", optarg, 1, REMUS_MAX_INTERVAL_MS, &remus_interval))
                 return XL_USAGE;
             break;
         case OPT_TIMEOUT:
-            if (xl_parse_uint(ctx, "--timeout", optarg, 0, 600000, &remus_timeout))
+            if (xl_parse_uint(ctx, "--timeout", optarg, 0, REMUS_MAX_TIMEOUT_MS, &remus_timeout))
                 return XL_USAGE;
             break;
         case OPT_WITNESS: witness = optarg; break;
@@ -913,7 +603,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     fprintf(stderr, "migration target: Ready to receive domain%s.\n",
             remus ? " (Remus backup)" : compress ? " (lz4 compression accepted)" : "");
-    if (xl_open_host(ctx) || write_exact(send_fd, banner, sizeof(banner) - 1))
+    if (xl_open_host(ctx) || xl_write_exact(send_fd, XL_BANNER, sizeof(XL_BANNER) - 1))
         return XL_FAILED;
     if (negotiate) {
         /* Right after the banner, before the sender writes a byte: who we
@@ -928,7 +618,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
                        strerror(-n));
             return XL_FAILED;
         }
-        if (write_exact(send_fd, line, (size_t)n))
+        if (xl_write_exact(send_fd, line, (size_t)n))
             return XL_FAILED;
     }
 
@@ -962,7 +652,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
         return XL_FAILED;
     }
     fprintf(stderr, "migration target: Transfer complete, requesting permission to start domain (%s).\n", summary);
-    if (write_exact(send_fd, receiver_ready, sizeof(receiver_ready)))
+    if (xl_write_exact(send_fd, receiver_ready, sizeof(receiver_ready)))
         goto destroy;
     rc = expect_message(ctx, recv_fd, permission_to_go, sizeof(permission_to_go), "waiting for permission to go",
                         -1);
@@ -975,7 +665,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
     if (!rc)
         fprintf(stderr, "migration target: Domain started successfully.\n");
     char status = rc ? 1 : 0;
-    if (write_exact(send_fd, report, sizeof(report)) || write_exact(send_fd, &status, 1))
+    if (xl_write_exact(send_fd, report, sizeof(report)) || xl_write_exact(send_fd, &status, 1))
         return XL_FAILED;
     if (!rc)
         return XL_OK;
@@ -983,7 +673,7 @@ int xl_cmd_migrate_receive(struct xl_ctx *ctx, int argc, char **argv)
     struct registry_entry e;
     if (registry_find(&ctx->paths, c.name, &e, NULL) == 0 || registry_find(&ctx->paths, name, &e, NULL) == 0)
         xl_destroy_domain(ctx, &e);
-    write_exact(send_fd, permission_to_go, sizeof(permission_to_go));
+    xl_write_exact(send_fd, permission_to_go, sizeof(permission_to_go));
     return XL_FAILED;
 
 destroy: {

@@ -26,116 +26,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
 #include "tandem/remus.h"
 #include "xl.h"
-
-static const char banner[] = "xl migration receiver ready, send binary domain data.\n";
-#define BANNER_TIMEOUT_MS 60000
-
-static uint64_t now_usec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static int read_banner(int fd, int timeout_ms)
-{
-    char buf[sizeof(banner) - 1];
-    size_t got = 0;
-    uint64_t deadline = now_usec() + (uint64_t)timeout_ms * 1000u;
-    while (got < sizeof(buf)) {
-        uint64_t now = now_usec();
-        if (now >= deadline)
-            return -ETIMEDOUT;
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int pr = poll(&pfd, 1, (int)((deadline - now) / 1000u) + 1);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr < 0)
-            return -errno;
-        if (pr == 0)
-            continue;
-        ssize_t r = read(fd, buf + got, sizeof(buf) - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return r < 0 ? -errno : -EPIPE;
-        got += (size_t)r;
-    }
-    return memcmp(buf, banner, sizeof(buf)) ? -EPROTO : 0;
-}
-
-static const char *self_path(char *buf, size_t len)
-{
-    ssize_t n = readlink("/proc/self/exe", buf, len - 1);
-    if (n <= 0)
-        return "xl";
-    buf[n] = '\0';
-    return buf;
-}
-
-/* `sh -c rune` with its stdin and stdout as our pipes; its stderr is ours. */
-static pid_t start_receiver(const char *rune, int *send_fd, int *recv_fd)
-{
-    int to[2], from[2];
-    if (pipe2(to, O_CLOEXEC) < 0)
-        return -1;
-    if (pipe2(from, O_CLOEXEC) < 0) {
-        close(to[0]);
-        close(to[1]);
-        return -1;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Ctrl-C is for xl remus to turn into a clean stop; the receiver
-         * must outlive it long enough to see the END records. */
-        signal(SIGINT, SIG_IGN);
-        dup2(to[0], STDIN_FILENO);
-        dup2(from[1], STDOUT_FILENO);
-        execlp("sh", "sh", "-c", rune, (char *)NULL);
-        fprintf(stderr, "xl: remus: cannot run sh : %s\n", strerror(errno));
-        _exit(127);
-    }
-    close(to[0]);
-    close(from[1]);
-    if (pid < 0) {
-        close(to[1]);
-        close(from[0]);
-        return -1;
-    }
-    *send_fd = to[1];
-    *recv_fd = from[0];
-    return pid;
-}
-
-static void wait_receiver(pid_t pid, int timeout_ms)
-{
-    if (pid <= 0)
-        return;
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        int st;
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid || (r < 0 && errno == ECHILD)) {
-            if (r == pid && WIFEXITED(st) && WEXITSTATUS(st))
-                fprintf(stderr, "remus: the receiver exited with status %d\n", WEXITSTATUS(st));
-            return;
-        }
-        usleep(20000);
-    }
-    fprintf(stderr, "remus: the receiver is still running; leaving it\n");
-}
+#include "xl_transport.h"
 
 /* s in single quotes for sh ('\'' for a quote); -E2BIG if it does not fit. */
 static int shell_quote(char *out, size_t len, const char *s)
@@ -238,7 +139,7 @@ static void on_epoch_line(void *opaque, const char *line)
     v->bytes_sum += bytes;
     if (pause > v->pause_us_max)
         v->pause_us_max = pause;
-    uint64_t now = now_usec();
+    uint64_t now = xl_now_usec();
     if (v->tty) {
         fprintf(stderr, "\rremus: epoch %llu: paused %.2f ms, %llu pages, %.1f KiB (disk %.1f KiB), ack %.2f ms, "
                         "%llu frames released   ",
@@ -295,7 +196,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "+hFbundi:s:N:ecpC:", longopts, NULL)) != -1) {
         switch (opt) {
         case 'i':
-            if (xl_parse_uint(ctx, "-i", optarg, 1, 60000, &interval))
+            if (xl_parse_uint(ctx, "-i", optarg, 1, REMUS_MAX_INTERVAL_MS, &interval))
                 return XL_USAGE;
             break;
         case 'F': unsafe = true; break;
@@ -328,7 +229,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
             break;
         case OPT_DEBUG: v.debug = true; break;
         case OPT_TIMEOUT:
-            if (xl_parse_uint(ctx, "--timeout", optarg, 0, 600000, &timeout))
+            if (xl_parse_uint(ctx, "--timeout", optarg, 0, REMUS_MAX_TIMEOUT_MS, &timeout))
                 return XL_USAGE;
             break;
         case OPT_DOWNTIME:
@@ -413,13 +314,12 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
                 blackhole ? ", checkpoints to /dev/null" : "", no_netbuf ? ", no network buffering" : "",
                 no_disk ? ", no disk replication" : "");
 
-    int send_fd = -1, recv_fd = -1;
-    pid_t child = -1;
+    struct transport t = { .pid = -1, .send_fd = -1, .recv_fd = -1 };
     char self[4096], rune[8192], extra[4096] = "";
     if (blackhole) {
-        send_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-        recv_fd = send_fd >= 0 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
-        if (send_fd < 0 || recv_fd < 0) {
+        t.send_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+        t.recv_fd = t.send_fd >= 0 ? open("/dev/null", O_RDONLY | O_CLOEXEC) : -1;
+        if (t.send_fd < 0 || t.recv_fd < 0) {
             tlog_error(&ctx->log, "/dev/null : %s", strerror(errno));
             return XL_FAILED;
         }
@@ -445,7 +345,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
         }
         if (no_compress)
             snprintf(extra + n, sizeof(extra) - (size_t)n, " -u");
-        const char *xl_there = ssh[0] ? "xl" : self_path(self, sizeof(self));
+        const char *xl_there = ssh[0] ? "xl" : xl_self_path(self, sizeof(self));
         int rn;
         if (!ssh[0])
             rn = snprintf(rune, sizeof(rune), "%s %s%s migrate-receive -r%s%s", host, xl_there,
@@ -458,21 +358,23 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
             tlog_error(&ctx->log, "the receiver's command line is longer than %zu bytes", sizeof(rune) - 1);
             return XL_USAGE;
         }
-        child = start_receiver(rune, &send_fd, &recv_fd);
-        if (child < 0) {
-            tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(errno));
+        /* Ctrl-C is for xl remus to turn into a clean stop; the receiver
+         * must outlive it long enough to see the END records. */
+        int rc = xl_transport_start(&t, rune, false, true);
+        if (rc) {
+            tlog_error(&ctx->log, "cannot start the transport '%s' : %s", rune, strerror(-rc));
             return XL_FAILED;
         }
-        int rc = read_banner(recv_fd, BANNER_TIMEOUT_MS);
+        char got_banner[sizeof(XL_BANNER) - 1];
+        rc = xl_read_exact(t.recv_fd, got_banner, sizeof(got_banner), XL_BANNER_TIMEOUT_MS);
+        if (!rc && memcmp(got_banner, XL_BANNER, sizeof(got_banner)))
+            rc = -EPROTO;
         if (!rc)
-            rc = xl_write_xl_header(send_fd, config_json, &ctx->log);
+            rc = xl_write_xl_header(t.send_fd, config_json, &ctx->log);
         if (rc) {
             tlog_error(&ctx->log, "the backup did not start ('%s') : %s", rune,
-                       rc == -EPIPE ? "the other end closed the connection"
-                       : rc == -EPROTO ? "it sent something other than the banner" : strerror(-rc));
-            close(send_fd);
-            close(recv_fd);
-            wait_receiver(child, 5000);
+                       rc == -EPROTO ? "it sent something other than the banner" : xl_transport_error(rc));
+            xl_transport_end(&t, true, XL_TRANSPORT_EXIT_WAIT_MS);
             return XL_FAILED;
         }
     }
@@ -500,14 +402,14 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
                 fence_timeout, witness ? " if the witness is silent"
                 : "; without a witness it powers this host off whenever the backup loses the stream, a cut "
                   "link too");
-    int fds[2] = { send_fd, recv_fd };
+    int fds[2] = { t.send_fd, t.recv_fd };
     int sock = control_send_fds(&ctx->paths, e.domid, opts, fds, 2, &ctx->log);
     /* The domain process has its own copies now: when it goes, the
      * backup sees the stream end at once, not when xl remus does. */
-    close(send_fd);
-    close(recv_fd);
+    xl_close_fd(&t.send_fd);
+    xl_close_fd(&t.recv_fd);
     if (sock < 0) {
-        wait_receiver(child, 5000);
+        xl_transport_end(&t, true, XL_TRANSPORT_EXIT_WAIT_MS);
         return XL_FAILED;
     }
     stop_sock = sock;
@@ -516,7 +418,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
-    uint64_t start = now_usec();
+    uint64_t start = xl_now_usec();
     char reply[2048] = "";
     char answer[300] = "";
     struct tlog keep = { .fn = keep_text, .opaque = answer, .min_level = TLOG_ERROR };
@@ -526,7 +428,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
     signal(SIGTERM, SIG_DFL);
     if (v.tty && v.epochs)
         fprintf(stderr, "\n");
-    double secs = (double)(now_usec() - start) / 1e6;
+    double secs = (double)(xl_now_usec() - start) / 1e6;
     char figures[300] = "";
     if (v.epochs)
         snprintf(figures, sizeof(figures), "%llu epochs in %.1f s, pause mean %.2f ms max %.2f ms, ack mean %.2f ms, "
@@ -536,7 +438,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
         const char *how = strncmp(reply, "stopped", 7) == 0 ? reply + 7 + (reply[7] == ' ') : reply;
         fprintf(stderr, "remus: protection of domain %s stopped (%s)%s%s\n", e.name, how, figures[0] ? "; " : "",
                 figures);
-        wait_receiver(child, 10000);
+        xl_transport_end(&t, true, 2 * XL_TRANSPORT_EXIT_WAIT_MS);
         return XL_OK;
     }
     /* The domain process's answer, "error <errno> lost-backup|not-protected <why>". */
@@ -560,7 +462,7 @@ int xl_cmd_remus(struct xl_ctx *ctx, int argc, char **argv)
         tlog_error(&ctx->log, "could not protect %s : %s; domain %s runs on unprotected, as before", e.name,
                    why[0] ? why : "the backup never acknowledged a checkpoint", e.name);
     }
-    wait_receiver(child, 5000);
+    xl_transport_end(&t, true, XL_TRANSPORT_EXIT_WAIT_MS);
     return XL_FAILED;
 }
 

@@ -15,6 +15,9 @@
 #include "tandem/xen.h"
 
 #define REMUS_DEFAULT_INTERVAL_MS 200u
+/* The bounds xl and the domain process accept for -i and --timeout. */
+#define REMUS_MAX_INTERVAL_MS 60000u
+#define REMUS_MAX_TIMEOUT_MS 600000u
 /* The backup's fence command (xl remus --fence) may take this long. */
 #define REMUS_FENCE_DEFAULT_TIMEOUT_S 30u
 #define REMUS_FENCE_MAX_TIMEOUT_S 3600u
