@@ -249,10 +249,13 @@ static int witness_probe(const struct sockaddr_storage *sa, socklen_t sa_len, co
         tlog_warn(log, "remus: witness %s unreachable: %s", spec, strerror(err));
         return 0;
     }
-    unsigned long long nonce = monotonic_usec();
-    char probe[200], want[200], got[200];
-    int pl = snprintf(probe, sizeof(probe), DOMPROC_WITNESS_PROBE " %s %llu", name, nonce);
-    snprintf(want, sizeof(want), DOMPROC_WITNESS_ALIVE " %s %llu", name, nonce);
+    uint64_t nonce = monotonic_usec();
+    char probe[200], got[200];
+    int pl = domproc_witness_format(probe, sizeof(probe), DOMPROC_WITNESS_PROBE, name, nonce);
+    if (pl < 0) {
+        close(fd);
+        return pl;
+    }
     int alive = 0;
     unsigned refused = 0;
     for (unsigned t = 0; t < tries && !alive && refused < 2; t++) {
@@ -267,7 +270,7 @@ static int witness_probe(const struct sockaddr_storage *sa, socklen_t sa_len, co
             int pr = poll(&pfd, 1, (int)((until - now) / 1000u) + 1);
             if (pr <= 0)
                 break;
-            ssize_t n = recv(fd, got, sizeof(got) - 1, MSG_DONTWAIT);
+            ssize_t n = recv(fd, got, sizeof(got), MSG_DONTWAIT);
             if (n < 0) {
                 /* ICMP port unreachable: the host is up but nothing
                  * listens there, so the primary's domain process (whose
@@ -277,8 +280,10 @@ static int witness_probe(const struct sockaddr_storage *sa, socklen_t sa_len, co
                     refused++;
                 break;
             }
-            got[n] = '\0';
-            if (!strcmp(got, want)) {
+            char who[DOMAIN_NAME_MAX + 1];
+            uint64_t echoed;
+            if (!domproc_witness_parse(got, (size_t)n, DOMPROC_WITNESS_ALIVE, who, &echoed) && echoed == nonce &&
+                !strcmp(who, name)) {
                 alive = 1;
                 break;
             }

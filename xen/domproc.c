@@ -649,18 +649,17 @@ static void answer_witness(struct domproc *dp)
         char buf[200], out[260];
         struct sockaddr_storage from;   /* IPv4 or IPv6 */
         socklen_t fl = sizeof(from);
-        ssize_t n = recvfrom(dp->witness_fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
+        ssize_t n = recvfrom(dp->witness_fd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl);
         if (n <= 0)
             return;
-        buf[n] = '\0';
-        size_t pl = strlen(DOMPROC_WITNESS_PROBE);
         char name[DOMAIN_NAME_MAX + 1];
-        unsigned long long nonce;
-        if (strncmp(buf, DOMPROC_WITNESS_PROBE " ", pl + 1) != 0 ||
-            sscanf(buf + pl + 1, "%64s %llu", name, &nonce) != 2 || strcmp(name, dp->witness_name) != 0)
+        uint64_t nonce;
+        if (domproc_witness_parse(buf, (size_t)n, DOMPROC_WITNESS_PROBE, name, &nonce) ||
+            strcmp(name, dp->witness_name) != 0)
             continue; /* not for us */
-        int len = snprintf(out, sizeof(out), DOMPROC_WITNESS_ALIVE " %s %llu", name, nonce);
-        sendto(dp->witness_fd, out, (size_t)len, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
+        int len = domproc_witness_format(out, sizeof(out), DOMPROC_WITNESS_ALIVE, name, nonce);
+        if (len > 0)
+            sendto(dp->witness_fd, out, (size_t)len, MSG_DONTWAIT, (struct sockaddr *)&from, fl);
     }
 }
 

@@ -454,6 +454,14 @@ enum domproc_remus_end {
  * it takes over. */
 #define DOMPROC_WITNESS_PROBE "tandem-remus-witness probe"
 #define DOMPROC_WITNESS_ALIVE "tandem-remus-witness alive"
+/* One witness datagram of `kind` (len bytes, not NUL-terminated): a name
+ * of 1 to DOMAIN_NAME_MAX printable characters without spaces, and a
+ * decimal nonce without sign or leading zero that fits 64 bits.  0, or
+ * -EINVAL for anything else (xen/witness.c, fuzzed). */
+int domproc_witness_parse(const char *buf, size_t len, const char *kind, char name[DOMAIN_NAME_MAX + 1],
+                          uint64_t *nonce);
+/* Writes one, NUL-terminated: its length, or -E2BIG. */
+int domproc_witness_format(char *out, size_t len, const char *kind, const char *name, uint64_t nonce);
 
 struct domproc_remus_hooks {
     /* Protects running domain d: its checkpoints to out_fd, acks from
