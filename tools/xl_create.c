@@ -129,6 +129,11 @@ static int config_from_xlcfg(struct xl_ctx *ctx, struct xlcfg *cfg, struct domai
     }
     if (rc && rc != -ENOENT)
         return rc;
+    rc = xlcfg_get_number(cfg, "log_dirty_ring", DOMAIN_DIRTY_RING_MIN, DOMAIN_DIRTY_RING_MAX, &n, log);
+    if (rc == 0)
+        c->log_dirty_ring = (unsigned)n;   /* a power of two: domain_config_check */
+    else if (rc != -ENOENT)
+        return rc;
     if ((rc = xl_config_cpuid(ctx, cfg, &c->cpuid)))
         return rc;
     /* vif= and disk= in Xen's syntax; MACs not given are assigned when

@@ -620,7 +620,7 @@ int domain_create_as(struct domain **out, unsigned domid, const struct domain_co
     struct kvm_pit_config pit = { .flags = 0 };
     if ((rc = kvm_vm_ioctl(d, KVM_CREATE_PIT2, (unsigned long)&pit, "KVM_CREATE_PIT2")))
         goto fail;
-    if ((rc = logdirty_setup_vm(d, cfg->log_dirty)))
+    if ((rc = logdirty_setup_vm(d, cfg->log_dirty, cfg->log_dirty_ring)))
         goto fail;
 
     rc = guest_memory_alloc(&d->mem, cfg->memory_mb << 20);

@@ -120,7 +120,7 @@ int domain_start_vcpus(struct domain *d);
 bool domain_is_paused(struct domain *d);
 
 /* logdirty.c's part of building and tearing down. */
-int logdirty_setup_vm(struct domain *d, enum domain_logdirty_mode want);
+int logdirty_setup_vm(struct domain *d, enum domain_logdirty_mode want, unsigned ring_entries);
 int logdirty_setup_vcpu(struct domain *d, struct vcpu *v);
 void logdirty_teardown_vcpu(struct domain *d, struct vcpu *v);
 void logdirty_ring_full(struct domain *d, struct vcpu *v);

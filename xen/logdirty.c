@@ -18,33 +18,41 @@
 #include <unistd.h>
 #include "domain.h"
 
-#define RING_ENTRIES 4096           /* 64 KiB per vCPU; QEMU's usual size */
-
 enum domain_logdirty_mode domain_logdirty_mode(struct domain *d)
 {
     return d->logdirty_mode;
 }
 
 /* Called before any vCPU exists: picks the mode and turns the ring on. */
-int logdirty_setup_vm(struct domain *d, enum domain_logdirty_mode want)
+int logdirty_setup_vm(struct domain *d, enum domain_logdirty_mode want, unsigned ring_entries)
 {
     int acq_rel = ioctl(d->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING_ACQ_REL);
     int max = ioctl(d->vm_fd, KVM_CHECK_EXTENSION,
                     acq_rel > 0 ? KVM_CAP_DIRTY_LOG_RING_ACQ_REL : KVM_CAP_DIRTY_LOG_RING);
-    bool ring_ok = max >= (int)(RING_ENTRIES * sizeof(struct kvm_dirty_gfn));
+    /* A size asked for (log_dirty_ring) is a promise about the cost of
+     * tracking: a host that cannot give it says so rather than giving
+     * the bitmap or another size. */
+    bool asked = ring_entries != 0;
+    if (!asked)
+        ring_entries = DOMAIN_DIRTY_RING_DEFAULT;
+    bool ring_ok = max >= (int)(ring_entries * sizeof(struct kvm_dirty_gfn));
 
-    if (want == DOMAIN_LOGDIRTY_RING && !ring_ok) {
-        tlog_error(d->log, "log_dirty=\"ring\": this host's KVM has no dirty ring");
+    if ((want == DOMAIN_LOGDIRTY_RING || asked) && !ring_ok) {
+        if (max > 0)
+            tlog_error(d->log, "log_dirty_ring=%u: this host's KVM takes at most %d entries per vCPU", ring_entries,
+                       max / (int)sizeof(struct kvm_dirty_gfn));
+        else
+            tlog_error(d->log, "log_dirty=\"ring\": this host's KVM has no dirty ring");
         return -EOPNOTSUPP;
     }
     if (want != DOMAIN_LOGDIRTY_BITMAP && ring_ok) {
         struct kvm_enable_cap cap = {
             .cap = acq_rel > 0 ? KVM_CAP_DIRTY_LOG_RING_ACQ_REL : KVM_CAP_DIRTY_LOG_RING,
-            .args = { RING_ENTRIES * sizeof(struct kvm_dirty_gfn) },
+            .args = { ring_entries * sizeof(struct kvm_dirty_gfn) },
         };
         if (ioctl(d->vm_fd, KVM_ENABLE_CAP, &cap) == 0) {
             d->logdirty_mode = DOMAIN_LOGDIRTY_RING;
-            d->ring_entries = RING_ENTRIES;
+            d->ring_entries = ring_entries;
             return 0;
         }
         if (want == DOMAIN_LOGDIRTY_RING) {

@@ -72,6 +72,14 @@ struct domain_disk {
     bool readonly;                       /* access=ro */
 };
 
+/* The dirty ring's size per vCPU, in entries (xl.cfg log_dirty_ring): a
+ * power of two.  Below 1024 entries KVM's reserve (64, plus Intel's
+ * 512-entry PML buffer) leaves too little to log into; 65536 is KVM's
+ * largest (1 MiB per vCPU). */
+#define DOMAIN_DIRTY_RING_MIN 1024
+#define DOMAIN_DIRTY_RING_DEFAULT 4096   /* 64 KiB per vCPU; QEMU's usual size */
+#define DOMAIN_DIRTY_RING_MAX 65536
+
 struct domain_config {
     char name[DOMAIN_NAME_MAX];
     uint64_t memory_mb;
@@ -80,6 +88,7 @@ struct domain_config {
     char cmdline[2048];
     enum domain_action on_poweroff, on_reboot, on_crash;
     enum domain_logdirty_mode log_dirty;
+    unsigned log_dirty_ring;             /* entries per vCPU ring; 0 = DOMAIN_DIRTY_RING_DEFAULT */
     struct cpu_overrides cpuid;          /* cpuid= and cpuid_policy= */
     unsigned nr_vifs, nr_disks;
     struct domain_vif vifs[DOMAIN_MAX_VIFS];     /* devid = index */

@@ -72,6 +72,15 @@ refused "name = \"d\"\ndisk = [ '/nonexistent/d.img,raw,xvda,rw' ]\n" \
 refused "name = \"d\"\ndisk = [ 'no-such-disk,,xvda' ]\n" \
     "disk 0 \\(xvda\\): /dev/no-such-disk: No such file or directory \\(a target that does not start with '/'"
 refused 'name = "v"\nvif = [ "bridge=nosuchbr9" ]\n' 'vif 0: bridge nosuchbr9: this host has no such interface'
+# log_dirty_ring=
+refused 'name = "r"\nlog_dirty_ring = 512\n' "bad\\.cfg:2: 'log_dirty_ring' = 512 is out of range \\(1024 to 65536\\)"
+refused 'name = "r"\nlog_dirty_ring = 3000\n' 'log_dirty_ring=3000: must be a power of two from 1024 to 65536'
+refused 'name = "r"\nlog_dirty_ring = 8192\nlog_dirty = "bitmap"\n' 'log_dirty_ring=8192 with log_dirty="bitmap"'
+json=$(printf 'name = "r"\nlog_dirty_ring = 65536\n' >"$cfg"; "$XL" create -n "$cfg" 2>"$err") ||
+    fail "log_dirty_ring = 65536 refused: $(cat "$err")"
+case $json in *'"log_dirty_ring":65536'*) ;; *) fail "dry run without log_dirty_ring=65536: $json" ;; esac
+json=$(printf 'name = "r"\n' >"$cfg"; "$XL" create -n "$cfg" 2>"$err") || fail "plain config refused: $(cat "$err")"
+case $json in *log_dirty_ring*) fail "log_dirty_ring in a config that does not set it: $json" ;; esac
 
 # A good one, dry run: the devices as the domain record keeps them, MACs
 # given kept and the others left to the real create.

@@ -1445,6 +1445,42 @@ START_TEST(test_json_without_devices)
 }
 END_TEST
 
+START_TEST(test_json_log_dirty_ring)
+{
+    struct domain_config *c = config_from_text(""), *d = malloc(sizeof(*d));
+    struct tlog_buffer lb;
+    char json[4096];
+
+    tlog_buffer_init(&lb);
+    c->log_dirty_ring = DOMAIN_DIRTY_RING_MAX;
+    ck_assert_int_eq(domain_config_check(c, &lb.log), 0);
+    ck_assert_int_eq(domain_config_to_json(c, json, sizeof(json)), 0);
+    ck_assert_ptr_nonnull(strstr(json, "\"log_dirty_ring\":65536"));
+    ck_assert_int_eq(domain_config_from_json(json, d, &lb.log), 0);
+    ck_assert_uint_eq(d->log_dirty_ring, DOMAIN_DIRTY_RING_MAX);
+    ck_assert_mem_eq(c, d, sizeof(*c));
+
+    /* In range for the reader, but not a power of two: the check refuses
+     * it, as it refuses it from xl.cfg. */
+    ck_assert_int_eq(domain_config_from_json("{\"name\":\"g1\",\"kernel\":\"/k\",\"log_dirty_ring\":3000}", d,
+                                             &lb.log), 0);
+    ck_assert_int_eq(domain_config_check(d, &lb.log), -EINVAL);
+    ck_assert_str_eq(lb.last, "log_dirty_ring=3000: must be a power of two from 1024 to 65536 (entries per vCPU)");
+    d->log_dirty_ring = 8192;
+    d->log_dirty = DOMAIN_LOGDIRTY_BITMAP;
+    ck_assert_int_eq(domain_config_check(d, &lb.log), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(lb.last, "the bitmap has no ring"));
+    static const char *const bad[] = { "512", "131072", "\"4096\"", "-4096", "4096.5" };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json), "{\"name\":\"g1\",\"kernel\":\"/k\",\"log_dirty_ring\":%s}", bad[i]);
+        ck_assert_msg(domain_config_from_json(json, d, &lb.log) == -EINVAL, "accepted %s", json);
+        ck_assert_str_eq(lb.last, "domain config: 'log_dirty_ring' must be 1024 to 65536");
+    }
+    free(c);
+    free(d);
+}
+END_TEST
+
 static const struct bad_input bad_json[] = {
     { "\"vifs\":{}",                                        "domain config: 'vifs' must be a list of at most 4 objects" },
     { "\"vifs\":[{},{},{},{},{}]",                          "domain config: 'vifs' must be a list of at most 4 objects" },
@@ -1601,6 +1637,7 @@ Suite *unit_suite(void)
     tcase_add_test(tc, test_assign_macs);
     tcase_add_test(tc, test_json_devices_round_trip);
     tcase_add_test(tc, test_json_without_devices);
+    tcase_add_test(tc, test_json_log_dirty_ring);
     tcase_add_loop_test(tc, test_json_bad_devices, 0, (int)(sizeof(bad_json) / sizeof(bad_json[0])));
     tcase_add_test(tc, test_json_fits_registry);
     tcase_add_test(tc, test_config_check_devices);
