@@ -184,12 +184,16 @@ static void reset_rings(struct domain *d, uint64_t n)
  * while another thread is part-way through its harvest would re-arm pages
  * whose entries that thread has not yet copied out, and QEMU serialises
  * its reaping the same way. */
-static uint64_t harvest_all_locked(struct domain *d, uint64_t *bitmap)
+static uint64_t harvest_all_locked(struct domain *d, uint64_t *bitmap, bool ring_full)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < d->nr_vcpus; i++)
         n += harvest_ring(d, &d->vcpus[i], bitmap);
-    if (n)
+    /* Nothing new to reset, but a ring-full exit, or a reset that stopped
+     * short: entries harvested before may still be waiting for their
+     * reset, and the ring stays full until they get it (the vCPU would
+     * exit again at once, for ever). */
+    if (n || ring_full || __atomic_load_n(&d->reset_cut_short, __ATOMIC_ACQUIRE))
         reset_rings(d, n);
     return n;
 }
@@ -243,7 +247,7 @@ void logdirty_ring_full(struct domain *d, struct vcpu *v)
 {
     (void)v;
     pthread_mutex_lock(&d->logdirty_lock);
-    uint64_t n = harvest_all_locked(d, d->logdirty_pending);
+    uint64_t n = harvest_all_locked(d, d->logdirty_pending, true);
     if (n && d->logdirty_pending)
         __atomic_fetch_add(&d->logdirty_pending_count, n, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&d->logdirty_lock);
@@ -285,7 +289,7 @@ int domain_logdirty_start(struct domain *d, const struct tlog *log)
      * already sent; drop them before logging anew. */
     pthread_mutex_lock(&d->logdirty_lock);
     if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
-        harvest_all_locked(d, NULL);
+        harvest_all_locked(d, NULL, false);
     d->logdirty_pending_count = 0;
     __atomic_store_n(&d->logdirty_pending, pending, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&d->logdirty_lock);
@@ -304,7 +308,7 @@ void domain_logdirty_stop(struct domain *d)
     set_slot_logging(d, false);
     pthread_mutex_lock(&d->logdirty_lock);
     if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING)
-        harvest_all_locked(d, NULL);
+        harvest_all_locked(d, NULL, false);
     free(d->logdirty_pending);
     __atomic_store_n(&d->logdirty_pending, NULL, __ATOMIC_RELEASE);
     d->logdirty_pending_count = 0;
@@ -383,7 +387,7 @@ int domain_logdirty_harvest(struct domain *d, uint64_t *bitmap, uint64_t *count_
     }
     pthread_mutex_lock(&d->logdirty_lock);
     if (d->logdirty_mode == DOMAIN_LOGDIRTY_RING) {
-        count = harvest_all_locked(d, bitmap);
+        count = harvest_all_locked(d, bitmap, false);
         if (__atomic_exchange_n(&d->reset_cut_short, 0, __ATOMIC_ACQ_REL)) {
             int rc = repair_short_reset(d, bitmap, &count);
             if (rc) {
