@@ -166,9 +166,14 @@ T0=$(date +%s)
 
 # Guests booted by each release's test kernel, each on its own release;
 # n's config has a setting 1.0.0 does not know (cpuid=, new in 1.1.0),
-# which it must skip.
-cfg_old=$(h_write_cfg OLD o.cfg o "workload=verify wss=32" "vcpus = 2")
-cfg_new=$(h_write_cfg NEW n.cfg n "workload=verify wss=32" "vcpus = 2" 'cpuid = "host,lahf_lm=0"')
+# which it must skip.  Both track dirty pages with the bitmap: 1.0.0's
+# dirty ring can lose pages on KVM 6.16 and later (docs/compatibility.md,
+# "Known defects"), which would show here as verify errors after a hop
+# from OLD that no fix in this release can cure.  The stream is the same
+# whichever way the sender tracks.
+cfg_old=$(h_write_cfg OLD o.cfg o "workload=verify wss=32" "vcpus = 2" 'log_dirty = "bitmap"')
+cfg_new=$(h_write_cfg NEW n.cfg n "workload=verify wss=32" "vcpus = 2" 'cpuid = "host,lahf_lm=0"' \
+    'log_dirty = "bitmap"')
 xl_on OLD create -q "$cfg_old" || fail "xl create o on OLD (release $PREVIOUS_RELEASE)"
 xl_on NEW create -q "$cfg_new" || fail "xl create n on NEW (release $RELEASE)"
 wait_for 15 h_has_status_lines OLD o 2 || fail "o prints no status lines on OLD"
