@@ -295,34 +295,6 @@ static int witness_probe(const struct sockaddr_storage *sa, socklen_t sa_len, co
 
 /* ---- The fence command -------------------------------------------------- */
 
-int remus_option_decode(const char *in, char *out, size_t len)
-{
-    size_t o = 0;
-    for (const char *p = in; *p; p++) {
-        unsigned c = (unsigned char)*p;
-        if (c == '%') {
-            unsigned v;
-            char hex[3] = { p[1], p[1] ? p[2] : 0, 0 };
-            char *end;
-            if (!hex[0] || !hex[1] || !strchr("0123456789abcdefABCDEF", hex[0]) ||
-                !strchr("0123456789abcdefABCDEF", hex[1]))
-                return -EINVAL;
-            v = (unsigned)strtoul(hex, &end, 16);
-            if (!v)
-                return -EINVAL;    /* no NUL inside a command */
-            c = v;
-            p += 2;
-        }
-        if (o + 1 >= len)
-            return -EINVAL;
-        out[o++] = (char)c;
-    }
-    if (!len)
-        return -EINVAL;
-    out[o] = '\0';
-    return 0;
-}
-
 /* The environment for the fence command: ours, with TANDEM_* replaced. */
 static char **fence_environment(const char *domain, const char *primary, const char *witness)
 {

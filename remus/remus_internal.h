@@ -31,9 +31,5 @@ struct remus_fence_result {
 int remus_fence_run(const char *cmd, const char *domain, const char *primary, const char *witness,
                     unsigned timeout_ms, struct remus_fence_result *res, const struct tlog *log);
 
-/* Percent-decodes an option word's value (xl encodes the fence command so
- * that it stays one word of the control line): %XX -> byte.  -EINVAL for a
- * malformed escape or a result that does not fit. */
-int remus_option_decode(const char *in, char *out, size_t len);
 
 #endif

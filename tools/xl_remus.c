@@ -80,21 +80,7 @@ int xl_remus_append_word(char *opts, size_t len, const char *key, const char *va
     if (n < 0 || (size_t)n >= len - o)
         return -E2BIG;
     o += (size_t)n;
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        bool plain = *p > ' ' && *p < 0x7f && *p != '%';
-        if (o + (plain ? 1 : 3) >= len)
-            return -E2BIG;
-        if (plain) {
-            opts[o++] = (char)*p;
-        } else {
-            opts[o++] = '%';
-            opts[o++] = hex[*p >> 4];
-            opts[o++] = hex[*p & 15];
-        }
-    }
-    opts[o] = '\0';
-    return 0;
+    return remus_option_encode(value, opts + o, len - o);
 }
 
 /* ---- Epoch figures ------------------------------------------------------ */

@@ -34,6 +34,14 @@ int remus_witness_parse(const char *spec, struct sockaddr_storage *sa, socklen_t
  * what the primary binds and the backup probes.  -E2BIG, -EINVAL. */
 int remus_witness_format(const struct sockaddr_storage *sa, char *buf, size_t len);
 
+/* A value as one word of the backup's options line (remus/option_word.c):
+ * every byte that is not printable ASCII other than space and '%' becomes
+ * %XX.  encode: -E2BIG if out (len bytes, NUL included) is too small;
+ * decode: -EINVAL for a malformed escape, a %00, or a result that does
+ * not fit. */
+int remus_option_encode(const char *value, char *out, size_t len);
+int remus_option_decode(const char *in, char *out, size_t len);
+
 struct remus_epoch_stats {
     uint64_t epoch;          /* 1, 2, ... (0 = the initial live migration's checkpoint) */
     uint64_t pause_us;       /* guest paused for this checkpoint */

@@ -151,6 +151,25 @@ START_TEST(option_decode)
     ck_assert_int_eq(remus_option_decode("toolong", out, 4), -EINVAL);
     ck_assert_int_eq(remus_option_decode("fits", out, 5), 0);
     ck_assert_str_eq(out, "fits");
+    ck_assert_int_eq(remus_option_decode("%4a%4A", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "JJ");
+}
+END_TEST
+
+START_TEST(option_encode)
+{
+    char out[64], back[64];
+    ck_assert_int_eq(remus_option_encode("/usr/bin/fence --host %x\n\xff", out, sizeof(out)), 0);
+    ck_assert_str_eq(out, "/usr/bin/fence%20--host%20%25x%0A%FF");
+    ck_assert_int_eq(remus_option_decode(out, back, sizeof(back)), 0);
+    ck_assert_str_eq(back, "/usr/bin/fence --host %x\n\xff");
+    ck_assert_int_eq(remus_option_encode("", out, 1), 0);
+    ck_assert_str_eq(out, "");
+    ck_assert_int_eq(remus_option_encode("abc", out, 4), 0);
+    ck_assert_int_eq(remus_option_encode("abcd", out, 4), -E2BIG);
+    ck_assert_int_eq(remus_option_encode("a b", out, 5), -E2BIG);   /* "a%20b" needs 6 */
+    ck_assert_int_eq(remus_option_encode("a b", out, 6), 0);
+    ck_assert_int_eq(remus_option_encode("x", out, 0), -E2BIG);
 }
 END_TEST
 
@@ -433,6 +452,7 @@ Suite *unit_suite(void)
     tcase_add_test(w, witness_malformed);
     tcase_add_test(w, witness_format_bounds);
     tcase_add_test(w, option_decode);
+    tcase_add_test(w, option_encode);
     suite_add_tcase(s, w);
     TCase *f = tcase_create("fence");
     tcase_set_timeout(f, 30);
